@@ -1,0 +1,167 @@
+"""The ``evoplastic`` command line: one command, subcommands. Errors are one line, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import time
+from collections.abc import Sequence
+
+from evoplastic import __version__
+
+
+def _csv_floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonneg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _task_list(text: str) -> list[str]:
+    """Comma-separated suites or task files."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+# -- tasks -------------------------------------------------------------------------------------
+
+def _cmd_tasks_make(args: argparse.Namespace) -> int:
+    from evoplastic.envs import tasks
+
+    t0 = time.perf_counter()
+    ts = tasks.generate(args.count, args.size, args.crowd, args.seed, name=args.name)
+    elapsed = time.perf_counter() - t0
+    tasks.save(ts, args.out)
+    print(f"wrote {len(ts)} tasks ({ts.size}x{ts.size}, crowd {args.crowd}, seed {args.seed}) "
+          f"to {args.out} in {elapsed:.2f} s; digest {ts.digest()[:16]}")
+    return 0
+
+
+def _cmd_tasks_show(args: argparse.Namespace) -> int:
+    from evoplastic.envs import tasks
+
+    ts = tasks.load(args.source)
+    info = ts.summary()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            print(f"{k:>26}: {v}")
+    for i in args.render or []:
+        print(f"\ntask {i}: start {tuple(int(x) for x in ts.start[i])}, goal "
+              f"{tuple(int(x) for x in ts.goal[i])}")
+        print(ts.render(i))
+    return 0
+
+
+def _cmd_tasks_list(args: argparse.Namespace) -> int:
+    from evoplastic.envs.tasks import SUITES
+
+    print(f"{'suite':<22} {'size':>4} {'crowd':>6} {'tasks':>6} {'seed':>9}  about")
+    for name, s in SUITES.items():
+        print(f"{name:<22} {s.size:>4} {s.crowd_ratio:>6.2f} {s.count:>6} {s.seed:>9}  {s.doc}")
+    return 0
+
+
+# -- baseline ----------------------------------------------------------------------------------
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from evoplastic import baselines
+    from evoplastic.envs import tasks
+    from evoplastic.results import format_table, write_json
+
+    out = []
+    for spec in args.tasks:
+        ts = tasks.load(spec).head(args.count)
+        t0 = time.perf_counter()
+        res = baselines.evaluate(args.kind, ts, args.rollouts, args.repeats, args.seed, args.weights,
+                                 args.encoding)
+        res["suite"], res["source"] = ts.name, spec
+        res["seconds"] = round(time.perf_counter() - t0, 3)
+        out.append(res)
+    if args.json:
+        write_json(out[0] if len(out) == 1 else out, args.json)
+    if args.json != "-":
+        w = ", ".join(f"{x:g}" for x in out[0]["weights"])
+        print(format_table(out, f"{args.kind} baseline: {args.rollouts} rollouts (weights {w}), "
+                                f"{args.repeats} repeat(s), seed {args.seed}"))
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evoplastic", description=__doc__)
+    p.add_argument("--version", action="version", version=f"evoplastic {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("tasks", help="make, show and list maze task sets")
+    tsub = t.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
+    mk = tsub.add_parser("make", help="generate a task set and save it as .npz")
+    mk.add_argument("--size", type=int, required=True, help="maze size n (odd, >= 7)")
+    mk.add_argument("--crowd", type=float, required=True, help="crowd ratio in [0, 1), e.g. 0.35")
+    mk.add_argument("--count", type=_positive, required=True, help="number of tasks")
+    mk.add_argument("--seed", type=_nonneg, required=True, help="generator seed")
+    mk.add_argument("--name", default=None, help="name stored in the metadata")
+    mk.add_argument("--out", required=True, help="output .npz file")
+    mk.set_defaults(func=_cmd_tasks_make)
+    sh = tsub.add_parser("show", help="summarise a suite or task file, optionally render mazes")
+    sh.add_argument("source", help="suite name, .npz task file or reference .dat file")
+    sh.add_argument("--render", type=_nonneg, nargs="*", metavar="I", help="render task(s) I as text")
+    sh.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sh.set_defaults(func=_cmd_tasks_show)
+    ls = tsub.add_parser("list", help="list the named suites")
+    ls.set_defaults(func=_cmd_tasks_list)
+
+    b = sub.add_parser("baseline", help="run the Oracle or Random baseline as lifetimes")
+    b.add_argument("kind", choices=["oracle", "random"])
+    b.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]",
+                   help="suite name(s) or task file(s), comma-separated")
+    b.add_argument("--rollouts", type=_positive, default=3, help="rollouts per lifetime (default 3)")
+    b.add_argument("--repeats", type=_positive, default=1, help="lifetimes per task (default 1)")
+    b.add_argument("--count", type=_positive, default=None, help="use only the first N tasks")
+    b.add_argument("--seed", type=_nonneg, default=0, help="seed of the random actions")
+    b.add_argument("--weights", type=_csv_floats, default=None,
+                   help="rollout weights, comma-separated (default: SPEC 2's)")
+    b.add_argument("--encoding", choices=["v1", "v2"], default="v2", help="observation encoding")
+    b.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
+    b.set_defaults(func=_cmd_baseline)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, IndexError, pickle.UnpicklingError) as exc:
+        print(f"evoplastic: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evoplastic: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
