@@ -129,15 +129,23 @@ class VectorMaze:
         self.reached[mask] = False
         return self.observe()
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray, check: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Apply one action per slot (SPEC 1 dynamics). Slots already done do not move.
 
         Args:
             actions: (B,) int in 0..3.
+            check: validate shape and range (the lifetime evaluator, whose actions are always
+                valid, skips it).
 
         Returns:
             obs (B, 9) float32, reward (B,) float32 (0 for slots already done), done (B,) bool.
         """
+        if check:
+            actions = np.asarray(actions)
+            if actions.shape != (self.batch,) or actions.dtype.kind not in "iu":
+                raise ValueError(f"actions must be ({self.batch},) integers, got {actions.dtype} {actions.shape}")
+            if actions.size and (actions.min() < 0 or actions.max() >= N_ACTIONS):
+                raise ValueError(f"actions must be in 0..{N_ACTIONS - 1}")
         live = ~self.done
         target = self.pos + self._moves[actions]
         move = live & ~self._blocked[target]  # a wall bump leaves the agent in place, costs the step

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,17 +176,23 @@ def save(tasks: TaskSet, path: str | Path) -> Path:
 def load_npz(path: str | Path) -> TaskSet:
     """Read a task set written by :func:`save`; a clear ValueError if it is not one."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such task file")
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = {"walls", "start", "goal", "meta"} - set(z.files)
-            if missing:
-                raise ValueError(f"{path}: not an evoplastic task file (missing {sorted(missing)})")
-            meta = json.loads(str(z["meta"]))
-            walls, start, goal = z["walls"], z["start"], z["goal"]
-    except (zipfile.BadZipFile, EOFError, OSError, json.JSONDecodeError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: unreadable task file ({type(exc).__name__}: {exc})") from None
+            if not missing:
+                meta = json.loads(str(z["meta"]))
+                walls, start, goal = z["walls"], z["start"], z["goal"]
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
+            json.JSONDecodeError) as exc:
+        # np.load's own messages can suggest allow_pickle=True: never pass them on as they are.
+        why = "it holds pickled objects" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"{path}: unreadable or corrupt task file ({why})") from None
+    if missing:
+        raise ValueError(f"{path}: not an evoplastic task file (missing {sorted(missing)})")
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: corrupt task file (metadata is not a JSON object)")
     if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported task file format {meta.get('format')!r} "
                          f"version {meta.get('format_version')!r}")

@@ -52,6 +52,16 @@ _FROMBUFFER = _numpy_private("numeric", "_frombuffer")
 if _FROMBUFFER is not None:  # protocol-5 array pickles
     for _mod in ("numpy.core.numeric", "numpy._core.numeric"):
         _ALLOWED[(_mod, "_frombuffer")] = _FROMBUFFER
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """Protocols 0-2 rebuild array bytes with ``_codecs.encode(text, "latin1")``: allow only that."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError("refusing _codecs.encode other than str -> latin1 bytes")
+    return text.encode("latin1")
+
+
+_ALLOWED[("_codecs", "encode")] = _latin1_encode
 # numpy >= 1.25 pickles dtypes of protocol >= 4 through their DType classes.
 for _name in dir(np.dtypes) if hasattr(np, "dtypes") else ():
     if _name.endswith("DType"):
