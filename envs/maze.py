@@ -77,7 +77,8 @@ class VectorMaze:
     ) -> None:
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-        walls, start, goal = np.asarray(walls), np.asarray(start), np.asarray(goal)
+        # int64 cells: (row + 1) * (n + 2) overflows int16 for large mazes.
+        walls, start, goal = np.asarray(walls), np.asarray(start, np.int64), np.asarray(goal, np.int64)
         if validate:
             check_tasks(walls, start, goal)
         t, n, _ = walls.shape
@@ -92,7 +93,7 @@ class VectorMaze:
         rows = np.arange(t)
         codes[rows, goal[:, 0] + 1, goal[:, 1] + 1] = _GOAL
         sign = 1.0 if encoding == "v1" else -1.0
-        self._view = (sign * codes.reshape(-1)).astype(np.float32)  # observed values
+        self._view = (sign * codes.reshape(-1) + 0.0).astype(np.float32)  # + 0.0: no -0.0 in v2
         self._blocked = codes.reshape(-1) == _WALL  # outside is never reached (border is wall)
         base = self.task_index * (w * w)
         self._start = base + (start[self.task_index, 0] + 1) * w + start[self.task_index, 1] + 1

@@ -316,3 +316,15 @@ def test_step_rejects_bad_actions() -> None:
         with pytest.raises(ValueError, match=needle):
             vm.step(np.array(bad))
     assert (vm.steps == 0).all()
+
+
+def test_large_maze_indices_do_not_overflow_and_v2_has_no_negative_zero() -> None:
+    n = 201
+    walls = np.ones((1, n, n), np.uint8)
+    walls[0, 1:-1, 1:-1] = 0
+    start = np.array([[199, 199]], np.int16)
+    goal = np.array([[1, 1]], np.int16)
+    vm = VectorMaze(walls, start, goal, encoding="v2")
+    obs = vm.reset()
+    assert vm.agent.tolist() == [[199, 199]]
+    assert not np.signbit(obs[obs == 0]).any()
