@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import sys
 import time
@@ -109,6 +110,72 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- models, eval, bench -------------------------------------------------------------------------
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from evoplastic.models import MODEL_IDS, get_model
+    from evoplastic.results import write_json
+
+    rows = [get_model(m, args.hidden).describe() for m in MODEL_IDS]
+    if args.json:
+        write_json(rows, args.json)
+    if args.json != "-":
+        print(f"{'model':<16} {'hidden':>6} {'N_Gene':>8} {'N_Mem':>7} {'N_Mem/N_Gene':>13}  about")
+        for r in rows:
+            print(f"{r['id']:<16} {r['hidden']:>6} {r['n_gene']:>8,} {r['n_mem']:>7,} "
+                  f"{r['bottleneck']:>13.3f}  {r['doc']}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from evoplastic import genome as genome_io
+    from evoplastic import lifetime
+    from evoplastic.envs import tasks
+    from evoplastic.models import get_model
+    from evoplastic.results import format_table, write_json
+
+    g, meta = genome_io.load(args.source)
+    model_id = args.model or meta.get("model")
+    hidden = args.hidden or meta.get("hidden", 64)
+    if model_id is None:
+        raise ValueError(f"{args.source}: the genome names no model; pass --model")
+    if args.model and meta.get("model") and args.model != meta["model"]:
+        raise ValueError(f"{args.source} holds a {meta['model']} genome, not {args.model}")
+    model = get_model(model_id, hidden)
+    out = []
+    for spec in args.tasks:
+        ts = tasks.load(spec).head(args.count)
+        t0 = time.perf_counter()
+        res = lifetime.evaluate(model, g[None], ts, repeats=args.repeats, rollouts=args.rollouts,
+                                weights=args.weights, seed=args.seed, profile=args.profile)
+        seconds = time.perf_counter() - t0
+        out.append(res.summary(0, suite=ts.name, source=spec, genome=str(args.source),
+                               seconds=round(seconds, 3), agent_steps=res.agent_steps))
+    if args.json:
+        write_json(out[0] if len(out) == 1 else out, args.json)
+    if args.json != "-":
+        w = ", ".join(f"{x:g}" for x in out[0]["weights"])
+        print(format_table(out, f"{model_id} (hidden {hidden}) from {args.source}: profile {args.profile}, "
+                                f"{out[0]['rollouts']} rollouts (weights {w}), {args.repeats} repeat(s), "
+                                f"seed {args.seed}"))
+    return 0
+
+
+def _cmd_bench_lifetime(args: argparse.Namespace) -> int:
+    from evoplastic.bench import bench_lifetime
+    from evoplastic.results import write_json
+
+    res = bench_lifetime(args.model, args.size, args.batch, args.hidden, args.seconds)
+    if args.json:
+        write_json(res, args.json)
+    if args.json != "-":
+        print(f"{res['model']} (hidden {res['hidden']}), {res['size']}x{res['size']} mazes, batch {res['batch']}, "
+              f"BLAS threads {res['blas_threads']}: {res['agent_steps_per_s']:,.0f} agent-steps/s per core "
+              f"({res['agent_steps']:,} agent-steps in {res['seconds']:.2f} s); peak memory per lifetime "
+              f"{res['peak_bytes_per_lifetime'] / 1024:.1f} KiB")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,12 +214,45 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--encoding", choices=["v1", "v2"], default="v2", help="observation encoding")
     b.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     b.set_defaults(func=_cmd_baseline)
+
+    m = sub.add_parser("models", help="list the models with N_Gene, N_Mem and the bottleneck factor")
+    m.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
+    m.add_argument("--json", metavar="OUT", default=None, help="write the list as JSON ('-': stdout)")
+    m.set_defaults(func=_cmd_models)
+
+    e = sub.add_parser("eval", help="evaluate a saved genome on suites or task files")
+    e.add_argument("source", help="genome .npz")
+    e.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
+    e.add_argument("--hidden", type=_positive, default=None, help="hidden size (default: stored, else 64)")
+    e.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]")
+    e.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
+    e.add_argument("--weights", type=_csv_floats, default=None, help="rollout weights, comma-separated")
+    e.add_argument("--repeats", type=_positive, default=1, help="lifetimes per task (default 1)")
+    e.add_argument("--count", type=_positive, default=None, help="use only the first N tasks")
+    e.add_argument("--seed", type=_nonneg, default=0)
+    e.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"])
+    e.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
+    e.set_defaults(func=_cmd_eval)
+
+    bench = sub.add_parser("bench", help="benchmarks that print their figures")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    bl = bsub.add_parser("lifetime", help="agent-steps per second per core of the lifetime evaluator")
+    bl.add_argument("--model", default="decprnn-postdn")
+    bl.add_argument("--hidden", type=_positive, default=64)
+    bl.add_argument("--size", type=int, default=15, help="maze size (default 15)")
+    bl.add_argument("--batch", type=_positive, default=256, help="lifetimes in lock step (default 256)")
+    bl.add_argument("--seconds", type=float, default=5.0, help="approximate measuring time")
+    bl.add_argument("--json", metavar="OUT", default=None)
+    bl.set_defaults(func=_cmd_bench_lifetime)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bench":  # one BLAS thread: figures are per core (effective if numpy is not loaded yet)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = "1"
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, IndexError, pickle.UnpicklingError) as exc:

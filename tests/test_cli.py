@@ -59,3 +59,41 @@ def test_console_script_runs() -> None:
     exe = Path(sys.executable).parent / "evoplastic"
     out = subprocess.run([str(exe), "tasks", "list"], capture_output=True, text=True)
     assert out.returncode == 0 and "maze21-val" in out.stdout
+
+
+def test_models_lists_spec_counts(capsys: pytest.CaptureFixture) -> None:
+    assert main(["models", "--json", "-"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["decprnn-postdn"]["n_gene"] == 1347 and rows["decprnn"]["n_mem"] == 5120
+    assert rows["meta-lstm"]["n_gene"] == 20805
+    assert main(["models", "--hidden", "32", "--json", "-"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["meta-rnn"]["n_gene"] == 1701
+
+
+def test_eval_genome_file_on_two_suites(tmp_path: Path) -> None:
+    import numpy as np
+
+    from evoplastic import genome as genome_io
+    from evoplastic.models import get_model
+
+    model = get_model("decprnn-postdn", 16)
+    g = (0.1 * np.random.default_rng(0).standard_normal(model.n_gene)).astype(np.float32)
+    path = genome_io.save(tmp_path / "g.npz", g, model.id, 16)
+    out = tmp_path / "r.json"
+    assert main(["eval", str(path), "--tasks", "maze9,maze15", "--count", "4", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["suite"] for r in res] == ["maze9", "maze15"]
+    assert res[0]["model"] == "decprnn-postdn" and res[0]["rollouts"] == 3 and res[0]["tasks"] == 4
+    assert "fitness" in res[0] and len(res[0]["goal_rate"]) == 3
+
+
+@pytest.mark.parametrize("payload,needle", [(b"not a zip", "unreadable or corrupt genome file"),
+                                            (None, "no such genome file")])
+def test_eval_bad_genome_file_is_one_line(tmp_path: Path, payload, needle, capsys) -> None:
+    path = tmp_path / "g.npz"
+    if payload is not None:
+        path.write_bytes(payload)
+    assert main(["eval", str(path), "--tasks", "maze9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err

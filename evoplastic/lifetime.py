@@ -1,0 +1,207 @@
+"""The batched lifetime evaluator (SPEC 2): genomes x tasks x repeats, forward passes only.
+
+A lifetime is one genome in one maze for ``R`` rollouts; its memories are zeroed once, at the
+start, and carried across rollouts. All lifetimes of a batch run in lock step; a lifetime whose
+rollout is over is masked (its memories and its agent do not change) until every rollout of the
+batch has ended.
+
+Randomness (so that any split of the lifetimes gives the same numbers): lifetime ``(g, t, k)``
+(genome id, task id, repeat) has the key ``rng.keys(seed, g, t, k)``. With ``S = max_steps`` and
+``slot(r, i) = r * (S + 1) + i``:
+
+- the "previous action" fed at the first step of rollout ``r`` is ``rng.integers(key, 3 * slot(r, S), 4)``;
+- at step ``i`` of rollout ``r``: ``u = rng.uniform(key, 3 * slot(r, i))`` decides greedy vs sampled
+  (greedy if ``u < p``), ``v = rng.uniform(key, 3 * slot(r, i) + 1)`` samples the action as the
+  first index whose cumulative softmax probability exceeds ``v``.
+
+Action selection (SPEC 2), computed in float64 from the float32 outputs ``y``:
+``p = sigmoid(2 y[4])`` (profile ``reference-2022-08``: ``p = 0.5`` in the first rollout); with
+probability ``p`` take ``argmax(y[0:4])``, otherwise sample from ``softmax(y[0:4])``.
+
+Input (15, float32): the 9 observation values, one-hot of the previous action, the previous step's
+reward and done flag (0 at the first step of a rollout; zeros if the profile does not feed them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evoplastic import rng as crng
+from evoplastic.envs.maze import MAX_STEPS, VectorMaze
+from evoplastic.envs.tasks import TaskSet
+from evoplastic.models.base import F32, N_IN, Model
+from evoplastic.results import WEIGHTS, check_weights, default_weights, summarize
+
+RMS_LAMBDA = 1e-6  # SPEC 2
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Evaluation behaviour (SPEC 5): encoding, reward/done inputs, first-rollout p, rollouts."""
+
+    name: str
+    encoding: str
+    feed_reward_done: bool
+    first_rollout_p: float | None
+    rollouts: int
+    weights: tuple[float, ...]
+    doc: str = ""
+
+
+PROFILES = {
+    "evoplastic": Profile("evoplastic", "v2", True, None, 3, WEIGHTS[3],
+                          "SPEC 2: v2 observations, reward/done fed, p = sigmoid(2 y4) always"),
+    "reference-2022-08": Profile("reference-2022-08", "v1", True, 0.5, 8, WEIGHTS[8],
+                                 "SPEC 5: the paper code of 2022-08 (v1, p = 0.5 in rollout 1, 8 rollouts)"),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}") from None
+
+
+@dataclass
+class LifetimeResult:
+    """Per-genome fitness and per-lifetime, per-rollout records.
+
+    Attributes:
+        fitness: (P,) float64, SPEC 2 (weighted score averaged over lifetimes, minus lambda RMS).
+        returns, reached, steps: (P, L, R) with L = tasks x repeats (task-major).
+        agent_steps: network + env steps actually taken by live lifetimes.
+    """
+
+    fitness: np.ndarray
+    returns: np.ndarray
+    reached: np.ndarray
+    steps: np.ndarray
+    weights: np.ndarray
+    agent_steps: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, genome: int = 0, **meta: Any) -> dict[str, Any]:
+        """The results schema for one genome."""
+        n_tasks = self.meta.get("tasks", self.returns.shape[1])
+        out = summarize(self.returns[genome], self.reached[genome], self.steps[genome], self.weights,
+                        n_tasks, **self.meta)
+        out["fitness"] = float(self.fitness[genome])
+        out.update(meta)
+        return out
+
+
+def select_actions(y: np.ndarray, key: np.ndarray, counter: int, p_fixed: float | None) -> np.ndarray:
+    """SPEC 2 action selection for outputs y (B, 5); draws ``counter`` and ``counter + 1``."""
+    y = y.astype(np.float64)
+    p = np.full(len(y), p_fixed) if p_fixed is not None else 1.0 / (1.0 + np.exp(-2.0 * y[:, 4]))
+    greedy = crng.uniform(key, counter) < p
+    logits = y[:, :4] - y[:, :4].max(1, keepdims=True)
+    probs = np.exp(logits)
+    cum = np.cumsum(probs, axis=1)
+    v = crng.uniform(key, counter + 1) * cum[:, -1]
+    sampled = np.minimum((cum <= v[:, None]).sum(1), 3)
+    return np.where(greedy, np.argmax(y[:, :4], axis=1), sampled)
+
+
+def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, key: np.ndarray,
+               rollouts: int, profile: Profile) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """All rollouts of one batch of lifetimes in lock step. Returns (L, R) arrays and agent-steps."""
+    b, s = maze.batch, maze.max_steps
+    prepare = getattr(model, "prepare", None)
+    if prepare is not None:
+        params = prepare(params)
+    mem = model.init_memory(b, params)
+    x = np.zeros((b, N_IN), F32)
+    rows = np.arange(b)
+    returns, reached, steps = np.zeros((b, rollouts)), np.zeros((b, rollouts), bool), np.zeros((b, rollouts), np.int32)
+    agent_steps = 0
+    for r in range(rollouts):
+        obs = maze.reset()
+        prev = crng.integers(key, 3 * (r * (s + 1) + s), 4)
+        reward = np.zeros(b, F32)
+        done = np.zeros(b, F32)  # the previous step's done flag: 0 while the episode runs
+        p_fixed = profile.first_rollout_p if r == 0 else None
+        i = 0
+        while True:
+            live = ~maze.done
+            n_live = int(live.sum())
+            if n_live == 0:
+                break
+            agent_steps += n_live
+            x[:, :9] = obs
+            x[:, 9:13] = 0.0
+            x[rows, 9 + prev] = 1.0
+            if profile.feed_reward_done:
+                x[:, 13], x[:, 14] = reward, done
+            y = model.step(params, mem, x, live if n_live < b else None)
+            action = select_actions(y, key, 3 * (r * (s + 1) + i), p_fixed)
+            obs, reward, _ = maze.step(action, check=False)
+            prev = np.where(live, action, prev)
+            i += 1
+        returns[:, r], reached[:, r], steps[:, r] = maze.episode_return(), maze.reached, maze.steps
+    return returns, reached, steps, agent_steps
+
+
+def evaluate(
+    model: Model,
+    genomes: np.ndarray,
+    tasks: TaskSet,
+    repeats: int = 1,
+    rollouts: int | None = None,
+    weights: tuple[float, ...] | None = None,
+    seed: int = 0,
+    profile: str = "evoplastic",
+    batch: int = 256,
+    genome_ids: np.ndarray | None = None,
+    task_ids: np.ndarray | None = None,
+    max_steps: int = MAX_STEPS,
+    rms_lambda: float = RMS_LAMBDA,
+) -> LifetimeResult:
+    """Run every genome on every task ``repeats`` times and score it (SPEC 2).
+
+    Args:
+        genomes: (P, N) float32 (or (N,)).
+        genome_ids, task_ids: global ids for seeding (default: positions), so that evaluating a
+            slice of the genomes or tasks elsewhere gives the same numbers.
+        batch: lifetimes run in lock step at a time (memory and cache size; never the result).
+    """
+    prof = get_profile(profile)
+    rollouts = prof.rollouts if rollouts is None else int(rollouts)
+    if weights is None:
+        weights = prof.weights if rollouts == prof.rollouts else default_weights(rollouts)
+    w = check_weights(weights, rollouts)
+    if repeats < 1 or batch < 1:
+        raise ValueError(f"repeats and batch must be >= 1, got {repeats} and {batch}")
+    named = model.unpack(genomes)
+    p = len(next(iter(named.values())))
+    genome_ids = np.arange(p) if genome_ids is None else np.asarray(genome_ids)
+    task_ids = np.arange(len(tasks)) if task_ids is None else np.asarray(task_ids)
+    if genome_ids.shape != (p,) or task_ids.shape != (len(tasks),):
+        raise ValueError("genome_ids must have one id per genome and task_ids one per task")
+    per = len(tasks) * repeats
+    total = p * per
+    life = np.arange(total)
+    g_of, t_of, k_of = life // per, (life % per) // repeats, life % repeats
+    keys = crng.keys(seed, genome_ids[g_of], task_ids[t_of], k_of)
+    out = [np.zeros((total, rollouts)), np.zeros((total, rollouts), bool), np.zeros((total, rollouts), np.int32)]
+    agent_steps = 0
+    for start in range(0, total, batch):
+        sl = slice(start, min(start + batch, total))
+        params = {k: v[g_of[sl]] for k, v in named.items()}
+        maze = VectorMaze(tasks.walls, tasks.start, tasks.goal, t_of[sl], prof.encoding, max_steps,
+                          validate=False)
+        ret, rea, stp, n = _run_batch(model, params, maze, keys[sl], rollouts, prof)
+        for dst, src in zip(out, (ret, rea, stp)):
+            dst[sl] = src
+        agent_steps += n
+    returns, reached, steps = (a.reshape(p, per, rollouts) for a in out)
+    theta = np.asarray(genomes, dtype=np.float64).reshape(p, -1)
+    rms = np.sqrt((theta ** 2).mean(1))
+    fitness = (returns @ w / w.sum()).mean(1) - rms_lambda * rms
+    meta = {"model": model.id, "hidden": model.hidden, "profile": prof.name, "seed": int(seed),
+            "repeats": int(repeats), "tasks": len(tasks), "suite": tasks.name}
+    return LifetimeResult(fitness, returns, reached, steps, w, agent_steps, meta)

@@ -1,0 +1,43 @@
+"""The model zoo of the paper's Table 1 (SPEC 3), by command-line id."""
+
+from __future__ import annotations
+
+from evoplastic.models.abcd import PRNN
+from evoplastic.models.base import N_IN, N_OUT, Model
+from evoplastic.models.dec import DecPDNN, DecPRNN
+from evoplastic.models.meta import MetaDNN, MetaLSTM, MetaRNN
+
+_FACTORIES = {
+    "decprnn": lambda h: DecPRNN(h, "none"),
+    "decprnn-predn": lambda h: DecPRNN(h, "pre"),
+    "decprnn-postdn": lambda h: DecPRNN(h, "post"),
+    "decpdnn": lambda h: DecPDNN(h, "none"),
+    "decpdnn-predn": lambda h: DecPDNN(h, "pre"),
+    "decpdnn-postdn": lambda h: DecPDNN(h, "post"),
+    "prnn": lambda h: PRNN(h, "none"),
+    "prnn-predn": lambda h: PRNN(h, "pre"),
+    "prnn-postdn": lambda h: PRNN(h, "post"),
+    "meta-rnn": lambda h: MetaRNN(h),
+    "meta-lstm": lambda h: MetaLSTM(h),
+    "meta-dnn": lambda h: MetaDNN(h),
+    "dnn": lambda h: MetaDNN(h, inputs=9),
+}
+MODEL_IDS = tuple(_FACTORIES)
+
+
+def get_model(model_id: str, hidden: int = 64) -> Model:
+    """The model called ``model_id`` with ``hidden`` units."""
+    try:
+        factory = _FACTORIES[model_id]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(model_id, MODEL_IDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown model {model_id!r}{hint}; models: {', '.join(MODEL_IDS)}") from None
+    if int(hidden) != hidden or hidden < 1:
+        raise ValueError(f"hidden size must be a positive integer, got {hidden!r}")
+    return factory(int(hidden))
+
+
+__all__ = ["MODEL_IDS", "Model", "N_IN", "N_OUT", "get_model"]

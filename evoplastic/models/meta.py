@@ -1,0 +1,85 @@
+"""Non-plastic baselines (SPEC 3): Meta-RNN, Meta-LSTM, Meta-DNN and DNN.
+
+Their genome is an ordinary network; whatever they learn within a lifetime lives in the hidden
+state (Meta-RNN, Meta-LSTM) or nowhere (the feed-forward nets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from evoplastic.models.base import N_IN, N_OUT, Model, keep_dead, linear, sigmoid
+
+
+@dataclass(frozen=True)
+class MetaRNN(Model):
+    """``h_t = tanh(W [x_t; h_{t-1}] + b)`` (input first), ``y = W_o h_t + b_o``."""
+
+    id = "meta-rnn"
+    doc = "recurrent net, learning only in its hidden state"
+
+    def param_shapes(self):
+        h = self.hidden
+        return [("W", (h, N_IN + h)), ("b", (h,)), ("W_o", (N_OUT, h)), ("b_o", (N_OUT,))]
+
+    def memory_shapes(self):
+        return {"h": (self.hidden,)}
+
+    def step(self, p, mem, x, live=None):
+        h = np.tanh(linear(p["W"], np.concatenate([x, mem["h"]], axis=1), p["b"]))
+        mem["h"] = keep_dead(h, mem["h"], live)
+        return linear(p["W_o"], h, p["b_o"])
+
+
+@dataclass(frozen=True)
+class MetaLSTM(Model):
+    """``z = W [x_t; h_{t-1}] + b`` split as (g, i, f, o); ``c_t = s(f) c + s(i) tanh(g)``,
+    ``h_t = s(o) tanh(c_t)``, ``y = W_o h_t + b_o``."""
+
+    id = "meta-lstm"
+    doc = "LSTM, learning only in its hidden and cell state"
+
+    def param_shapes(self):
+        h = self.hidden
+        return [("W", (4 * h, N_IN + h)), ("b", (4 * h,)), ("W_o", (N_OUT, h)), ("b_o", (N_OUT,))]
+
+    def memory_shapes(self):
+        return {"h": (self.hidden,), "c": (self.hidden,)}
+
+    def step(self, p, mem, x, live=None):
+        H = self.hidden
+        z = linear(p["W"], np.concatenate([x, mem["h"]], axis=1), p["b"])
+        g, i, f, o = np.tanh(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
+        c = f * mem["c"] + i * g
+        h = o * np.tanh(c)
+        mem["c"] = keep_dead(c, mem["c"], live)
+        mem["h"] = keep_dead(h, mem["h"], live)
+        return linear(p["W_o"], h, p["b_o"])
+
+
+@dataclass(frozen=True)
+class MetaDNN(Model):
+    """Two tanh layers on the 15 inputs (``dnn``: on the 9 observation values only); no memory."""
+
+    inputs: int = N_IN
+
+    @property
+    def id(self) -> str:  # type: ignore[override]
+        return "meta-dnn" if self.inputs == N_IN else "dnn"
+
+    doc = "feed-forward net, no memory"
+
+    def param_shapes(self):
+        h = self.hidden
+        return [("W1", (h, self.inputs)), ("b1", (h,)), ("W2", (h, h)), ("b2", (h,)),
+                ("W_o", (N_OUT, h)), ("b_o", (N_OUT,))]
+
+    def memory_shapes(self):
+        return {}
+
+    def step(self, p, mem, x, live=None):
+        h1 = np.tanh(linear(p["W1"], np.ascontiguousarray(x[:, :self.inputs]), p["b1"]))
+        h2 = np.tanh(linear(p["W2"], h1, p["b2"]))
+        return linear(p["W_o"], h2, p["b_o"])
