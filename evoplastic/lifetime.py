@@ -84,12 +84,12 @@ class LifetimeResult:
     agent_steps: int
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self, genome: int = 0, **meta: Any) -> dict[str, Any]:
+    def summary(self, index: int = 0, **meta: Any) -> dict[str, Any]:
         """The results schema for one genome."""
         n_tasks = self.meta.get("tasks", self.returns.shape[1])
-        out = summarize(self.returns[genome], self.reached[genome], self.steps[genome], self.weights,
+        out = summarize(self.returns[index], self.reached[index], self.steps[index], self.weights,
                         n_tasks, **self.meta)
-        out["fitness"] = float(self.fitness[genome])
+        out["fitness"] = float(self.fitness[index])
         out.update(meta)
         return out
 
