@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from evoplastic.atomic import write_atomic
 from evoplastic.envs import generator
 from evoplastic.envs.maze import check_tasks
 
@@ -153,24 +152,9 @@ def save(tasks: TaskSet, path: str | Path) -> Path:
     """Write ``tasks`` to ``path`` (.npz) atomically (temp file + rename)."""
     path = Path(path)
     meta = dict(tasks.meta, format=FORMAT, format_version=FORMAT_VERSION, count=len(tasks))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f,
-                walls=tasks.walls.astype(np.uint8),
-                start=tasks.start.astype(np.int16),
-                goal=tasks.goal.astype(np.int16),
-                meta=np.array(json.dumps(meta, sort_keys=True)),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    arrays = dict(walls=tasks.walls.astype(np.uint8), start=tasks.start.astype(np.int16),
+                  goal=tasks.goal.astype(np.int16), meta=np.array(json.dumps(meta, sort_keys=True)))
+    return write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_npz(path: str | Path) -> TaskSet:

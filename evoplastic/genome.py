@@ -6,14 +6,14 @@ Arrays ``genome`` (N,) float32 and ``meta`` (a JSON string: model id, hidden siz
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from evoplastic.atomic import write_atomic
 
 FORMAT = "evoplastic-genome"
 FORMAT_VERSION = 1
@@ -25,18 +25,7 @@ def save(path: str | Path, genome: np.ndarray, model_id: str, hidden: int, **met
     g = np.asarray(genome, dtype=np.float32).reshape(-1)
     info = dict(meta, format=FORMAT, format_version=FORMAT_VERSION, model=model_id, hidden=int(hidden),
                 n_gene=int(g.size))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, genome=g, meta=np.array(json.dumps(info, sort_keys=True)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda f: np.savez(f, genome=g, meta=np.array(json.dumps(info, sort_keys=True))))
 
 
 def load(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:

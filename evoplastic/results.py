@@ -13,14 +13,13 @@ is ``sum_r w_r R_r / sum_r w_r`` (SPEC 2) and its mean and standard error are ta
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from evoplastic.atomic import write_atomic
 
 # SPEC 2 rollout weights.
 WEIGHTS = {3: (0.0, 0.0, 1.0), 8: (0.0, 0.0, 0.16, 0.22, 0.36, 0.64, 0.8, 1.0)}
@@ -121,15 +120,4 @@ def write_json(obj: Any, out: str | Path) -> None:
     if str(out) == "-":
         sys.stdout.write(text)
         return
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, lambda f: f.write(text.encode()))
