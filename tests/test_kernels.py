@@ -24,10 +24,17 @@ def test_dec_update_matches_the_formula(split: int) -> None:
                     dec = (ay[k, blk, i] * post[k, i] * ax[k, j] * pre[k, j] + by[k, blk, i] * post[k, i] * bx[k, j]
                            + cy[k, blk, i] * cx[k, j] * pre[k, j] + dy[k, blk, i] * dx[k, j])
                     expected[k, i, j] += scale[k, blk] * dec
-    for impl in ([kernels._dec_update_py] + ([kernels._dec_update_nb] if kernels.HAVE_NUMBA else [])):
-        got = w.copy()
-        impl(got, post, pre, ay, by, cy, dy, ax, bx, cx, dx, scale, split)
+    x_now = rng.standard_normal((3, 9)).astype(np.float32)
+    for use_numba in [False] + ([True] if kernels.HAVE_NUMBA else []):
+        got, z = w.copy(), np.empty((3, 6), np.float32)
+        kernels.HAVE_NUMBA, saved = use_numba, kernels.HAVE_NUMBA
+        try:
+            kernels.dec_update(got, post, pre, ay, by, cy, dy, ax, bx, cx, dx, scale, split, x_now, z)
+        finally:
+            kernels.HAVE_NUMBA = saved
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+        # the same pass also gives the next pre-activation: updated weights times x_now
+        np.testing.assert_allclose(z, np.einsum("kij,kj->ki", expected, x_now), rtol=1e-4, atol=1e-4)
         assert np.array_equal(got[1, :, split:], w[1, :, split:])  # scale 0: block untouched exactly
 
 
@@ -37,6 +44,6 @@ def test_numba_and_numpy_paths_agree_to_rounding() -> None:
     w, args = _args(rng, b=8, y=64, x=79)
     scale = np.abs(rng.standard_normal((8, 2))).astype(np.float32)
     w1, w2 = w.copy(), w.copy()
-    kernels._dec_update_nb(w1, *args, scale, 64)
+    kernels._dec_update_nb(w1, *args, scale, 64, kernels._NO_DOTS, kernels._NO_DOTS)
     kernels._dec_update_py(w2, *args, scale, 64)
     assert np.abs(w1 - w2).max() <= 1e-6 * np.abs(w2 - w).max()

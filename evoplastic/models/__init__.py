@@ -5,6 +5,7 @@ from __future__ import annotations
 from evoplastic.models.abcd import PRNN
 from evoplastic.models.base import N_IN, N_OUT, Model
 from evoplastic.models.dec import DecPDNN, DecPRNN
+from evoplastic.models.et import PRNNET
 from evoplastic.models.meta import MetaDNN, MetaLSTM, MetaRNN
 
 _FACTORIES = {
@@ -17,6 +18,8 @@ _FACTORIES = {
     "prnn": lambda h: PRNN(h, "none"),
     "prnn-predn": lambda h: PRNN(h, "pre"),
     "prnn-postdn": lambda h: PRNN(h, "post"),
+    "prnn-et": lambda h: PRNNET(h, scratch=False),
+    "prnn-scratch-et": lambda h: PRNNET(h, scratch=True),
     "meta-rnn": lambda h: MetaRNN(h),
     "meta-lstm": lambda h: MetaLSTM(h),
     "meta-dnn": lambda h: MetaDNN(h),

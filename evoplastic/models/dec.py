@@ -38,11 +38,12 @@ def prepare_dec(p: dict[str, np.ndarray], name: str, prefixes: tuple[str, ...]) 
 
 
 def dec_update(w: np.ndarray, p: dict[str, np.ndarray], name: str, post: np.ndarray, pre: np.ndarray,
-               scale: np.ndarray, split: int) -> None:
+               scale: np.ndarray, split: int, x_now: np.ndarray | None = None,
+               z_out: np.ndarray | None = None) -> None:
     """SPEC 3 Dec update, rank 4 per block, in place (see :func:`kernels.dec_update`)."""
     g = lambda v: p[f"{name}.{v}"]  # noqa: E731
     kernels.dec_update(w, post, pre, g("ay"), g("by"), g("cy"), g("dy"), g("ax"), g("bx"), g("cx"),
-                       g("dx"), np.ascontiguousarray(scale, dtype=F32), split)
+                       g("dx"), np.ascontiguousarray(scale, dtype=F32), split, x_now, z_out)
 
 
 def _modulator_shapes(modulation: str, outputs: int, pre_in: int, hidden: int) -> list:
@@ -92,11 +93,26 @@ class DecPRNN(Model):
         prepare_dec(q, "dec", ("h", "x"))
         return q
 
+    def flush(self, p, mem):
+        """Apply the pending Dec update so that ``mem["W"]`` holds the current weights."""
+        if "_pend_post" in mem:
+            dec_update(mem["W"], p, "dec", mem.pop("_pend_post"), mem.pop("_pend_pre"), mem.pop("_pend_scale"),
+                       self.hidden)
+
     def step(self, p, mem, x, live=None):
         H = self.hidden
         w, h_prev = mem["W"], mem["h"]
         pre = np.concatenate([h_prev, x], axis=1)  # [h_{t-1}; x_t]
-        h = np.tanh(linear(w, pre, p["b"]))
+        # The previous step's Dec update is applied here, in the same pass over W that computes
+        # this step's pre-activation (one pass per step). Until then it waits in mem["_pend_*"]
+        # (see flush()); the maths is SPEC 3's: W_{t-1} = W_{t-2} + update_{t-1}, then W_{t-1} pre_t.
+        z = np.empty((len(x), H), F32)
+        if "_pend_post" in mem:
+            dec_update(w, p, "dec", mem["_pend_post"], mem["_pend_pre"], mem["_pend_scale"], H, pre, z)
+        else:
+            np.matmul(w, pre[:, :, None], out=z[:, :, None])
+        z += p["b"]
+        h = np.tanh(z)
         y = linear(p["W_o"], h, p["b_o"])  # uses h_t from the pre-update weights (SPEC 3)
         m = None
         if self.modulation == "post":
@@ -106,8 +122,9 @@ class DecPRNN(Model):
         s = _scales(self.modulation, m, live, len(x))
         if s.shape[1] == 1:
             s = np.repeat(s, 2, axis=1)
-        # W_h (columns < H): (post, pre) = (h_t, h_{t-1}); W_x: (post, pre) = (h_t, x_t)
-        dec_update(w, p, "dec", h, pre, s, split=H)
+        # Pending update: W_h (columns < H) with (post, pre) = (h_t, h_{t-1}), W_x with (h_t, x_t);
+        # scale 0 for finished lifetimes.
+        mem["_pend_post"], mem["_pend_pre"], mem["_pend_scale"] = h, pre, np.ascontiguousarray(s)
         mem["h"] = keep_dead(h, h_prev, live)
         return y
 

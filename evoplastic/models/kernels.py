@@ -36,49 +36,73 @@ def _dec_update_py(w, post, pre, ay, by, cy, dy, ax, bx, cx, dx, scale, split):
 
 if HAVE_NUMBA:
 
-    @numba.njit(cache=True, nogil=True)
-    def _dec_update_nb(w, post, pre, ay, by, cy, dy, ax, bx, cx, dx, scale, split):  # pragma: no cover
+    @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+    def _dec_update_nb(w, post, pre, ay, by, cy, dy, ax, bx, cx, dx, scale, split, x_now, z_out):  # pragma: no cover
         nb, ny, nx = w.shape
         v0 = np.empty(nx, np.float32)
         v2 = np.empty(nx, np.float32)
+        matvec = z_out.shape[0] > 0
         for k in range(nb):
             for j in range(nx):
                 v0[j] = ax[k, j] * pre[k, j]
                 v2[j] = cx[k, j] * pre[k, j]
             bxk, dxk, wk = bx[k], dx[k], w[k]
-            for blk in range(2):
-                s = scale[k, blk]
-                j0 = 0 if blk == 0 else split
-                j1 = split if blk == 0 else nx
-                if s == 0 or j0 == j1:
-                    continue
-                for i in range(ny):
-                    p = post[k, i]
-                    a = s * (ay[k, blk, i] * p)
-                    b = s * (by[k, blk, i] * p)
-                    c = s * cy[k, blk, i]
-                    d = s * dy[k, blk, i]
-                    row = wk[i]
-                    for j in range(j0, j1):
-                        row[j] += ((a * v0[j] + b * bxk[j]) + c * v2[j]) + d * dxk[j]
+            for i in range(ny):
+                row = wk[i]
+                acc = np.float32(0.0)
+                for blk in range(2):
+                    s = scale[k, blk]
+                    j0 = 0 if blk == 0 else split
+                    j1 = split if blk == 0 else nx
+                    if s != 0:
+                        p = post[k, i]
+                        a = s * (ay[k, blk, i] * p)
+                        b = s * (by[k, blk, i] * p)
+                        c = s * cy[k, blk, i]
+                        d = s * dy[k, blk, i]
+                        if matvec:  # one pass: update the row and take next step's pre-activation
+                            xk = x_now[k]
+                            for j in range(j0, j1):
+                                row[j] += ((a * v0[j] + b * bxk[j]) + c * v2[j]) + d * dxk[j]
+                                acc += row[j] * xk[j]
+                        else:
+                            for j in range(j0, j1):
+                                row[j] += ((a * v0[j] + b * bxk[j]) + c * v2[j]) + d * dxk[j]
+                    elif matvec:
+                        xk = x_now[k]
+                        for j in range(j0, j1):
+                            acc += row[j] * xk[j]
+                if matvec:
+                    z_out[k, i] = acc
+
+
+_NO_DOTS = np.zeros((0, 0), np.float32)
 
 
 def dec_update(w: np.ndarray, post: np.ndarray, pre: np.ndarray, ay: np.ndarray, by: np.ndarray,
                cy: np.ndarray, dy: np.ndarray, ax: np.ndarray, bx: np.ndarray, cx: np.ndarray,
-               dx: np.ndarray, scale: np.ndarray, split: int) -> None:
+               dx: np.ndarray, scale: np.ndarray, split: int, x_now: np.ndarray | None = None,
+               z_out: np.ndarray | None = None) -> None:
     """SPEC 3 Dec update of a weight matrix made of two column blocks, in place.
 
     Columns ``< split`` form block 0, the rest block 1; each block has its own post-synaptic
     vectors and scale: ``w[:, :, block] += scale[:, b] * Dec_b(post, pre[:, block])``.
+    With ``x_now``/``z_out``, also compute ``z_out = w_new @ x_now`` in the same pass over ``w``
+    (DecPRNN applies step t's update while computing step t+1's pre-activation).
 
     Args:
         w: (B, Y, X) float32, C-contiguous.
         post: (B, Y); pre: (B, X) (pre-synaptic values of both blocks side by side).
         ay, by, cy, dy: (B, 2, Y) post-side vectors of block 0 and block 1.
         ax, bx, cx, dx: (B, X) pre-side vectors.
-        scale: (B, 2) float32 (0.2 m modulated, 1 unmodulated, 0 for finished lifetimes).
+        scale: (B, 2) float32 (0.2 m modulated, 1 unmodulated, 0: no update).
+        x_now: (B, X), z_out: (B, Y) float32, optional.
     """
     if HAVE_NUMBA and w.flags.c_contiguous:
-        _dec_update_nb(w, post, pre, ay, by, cy, dy, ax, bx, cx, dx, scale, split)
+        if z_out is None:
+            x_now = z_out = _NO_DOTS
+        _dec_update_nb(w, post, pre, ay, by, cy, dy, ax, bx, cx, dx, scale, split, x_now, z_out)
     else:
         _dec_update_py(w, post, pre, ay, by, cy, dy, ax, bx, cx, dx, scale, split)
+        if z_out is not None:
+            z_out[:] = np.matmul(w, x_now[:, :, None])[:, :, 0]
