@@ -107,6 +107,41 @@ def select_actions(y: np.ndarray, key: np.ndarray, counter: int, p_fixed: float 
     return np.where(greedy, np.argmax(y[:, :4], axis=1), sampled)
 
 
+# Compact the network's batch when at least max(COMPACT_MIN, COMPACT_FRACTION * current rows)
+# lifetimes have finished their episode: the gather and write-back cost about one step.
+COMPACT_MIN = 64
+COMPACT_FRACTION = 0.5
+
+
+class _Active:
+    """The rows of a batch the network still runs on, and their params and memories.
+
+    ``mem`` (full batch) is the master copy; ``mem_cur`` holds the memories of ``idx`` while they
+    step. Compaction writes them back and gathers the live subset: finished lifetimes stop
+    costing network work, and their memories (pending updates included) are kept intact.
+    """
+
+    def __init__(self, params: dict[str, np.ndarray], mem: dict[str, np.ndarray]) -> None:
+        self.params, self.mem = params, mem
+        self.idx: np.ndarray | None = None  # None: all rows
+        self.p_cur, self.mem_cur = params, mem
+
+    def write_back(self) -> None:
+        if self.idx is not None:
+            for k, v in self.mem_cur.items():
+                if k not in self.mem:
+                    self.mem[k] = np.zeros((len(next(iter(self.params.values()))),) + v.shape[1:], v.dtype)
+                self.mem[k][self.idx] = v
+        self.idx, self.p_cur, self.mem_cur = None, self.params, self.mem
+
+    def compact(self, live: np.ndarray) -> None:
+        """Keep only the rows where ``live`` (full batch) is True."""
+        self.write_back()
+        self.idx = np.flatnonzero(live)
+        self.p_cur = {k: v[self.idx] for k, v in self.params.items()}
+        self.mem_cur = {k: v[self.idx] for k, v in self.mem.items()}
+
+
 def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, key: np.ndarray,
                rollouts: int, profile: Profile) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """All rollouts of one batch of lifetimes in lock step. Returns (L, R) arrays and agent-steps."""
@@ -114,12 +149,13 @@ def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, ke
     prepare = getattr(model, "prepare", None)
     if prepare is not None:
         params = prepare(params)
-    mem = model.init_memory(b, params)
+    act = _Active(params, model.init_memory(b, params))
     x = np.zeros((b, N_IN), F32)
     rows = np.arange(b)
     returns, reached, steps = np.zeros((b, rollouts)), np.zeros((b, rollouts), bool), np.zeros((b, rollouts), np.int32)
     agent_steps = 0
     for r in range(rollouts):
+        act.write_back()
         obs = maze.reset()
         prev = crng.integers(key, 3 * (r * (s + 1) + s), 4)
         reward = np.zeros(b, F32)
@@ -131,14 +167,24 @@ def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, ke
             n_live = int(live.sum())
             if n_live == 0:
                 break
+            n_cur = b if act.idx is None else len(act.idx)
+            if n_cur - n_live >= max(COMPACT_MIN, int(n_cur * COMPACT_FRACTION)):
+                act.compact(live)
+                n_cur = n_live
             agent_steps += n_live
             x[:, :9] = obs
             x[:, 9:13] = 0.0
             x[rows, 9 + prev] = 1.0
             if profile.feed_reward_done:
                 x[:, 13], x[:, 14] = reward, done
-            y = model.step(params, mem, x, live if n_live < b else None)
-            action = select_actions(y, key, 3 * (r * (s + 1) + i), p_fixed)
+            if act.idx is None:
+                y = model.step(act.p_cur, act.mem_cur, x, live if n_live < b else None)
+                action = select_actions(y, key, 3 * (r * (s + 1) + i), p_fixed)
+            else:
+                live_cur = live[act.idx]
+                y = model.step(act.p_cur, act.mem_cur, x[act.idx], live_cur if n_live < n_cur else None)
+                action = prev.copy()  # finished lifetimes do not move whatever they get
+                action[act.idx] = select_actions(y, key[act.idx], 3 * (r * (s + 1) + i), p_fixed)
             obs, reward, _ = maze.step(action, check=False)
             prev = np.where(live, action, prev)
             i += 1
