@@ -91,6 +91,12 @@ class Model:
         """Memories of ``batch`` new lifetimes: zeros (SPEC 2)."""
         return {k: np.zeros((batch,) + s, F32) for k, s in self.memory_shapes().items()}
 
+    def memory_state(self, params: dict[str, np.ndarray], mem: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A copy of the memories as SPEC 3 defines them after the last step (only the
+        ``memory_shapes`` arrays; a model that defers work, like DecPRNN's pending update,
+        completes it in the copy). ``params`` is what ``step`` was given."""
+        return {k: mem[k].copy() for k in self.memory_shapes()}
+
     def describe(self) -> dict[str, object]:
         return {"id": self.id, "hidden": self.hidden, "n_gene": self.n_gene, "n_mem": self.n_mem,
                 "bottleneck": round(self.n_mem / self.n_gene, 3), "doc": self.doc}

@@ -99,6 +99,11 @@ class DecPRNN(Model):
             dec_update(mem["W"], p, "dec", mem.pop("_pend_post"), mem.pop("_pend_pre"), mem.pop("_pend_scale"),
                        self.hidden)
 
+    def memory_state(self, p, mem):
+        out = {k: v.copy() for k, v in mem.items()}
+        self.flush(p, out)
+        return out
+
     def step(self, p, mem, x, live=None):
         H = self.hidden
         w, h_prev = mem["W"], mem["h"]
