@@ -54,6 +54,10 @@ def test_wheel_installs_into_fresh_venv_beside_a_foreign_envs_package(tmp_path: 
         "env = gymnasium.make('evoplastic/MetaMaze2D-v0')\n"
         "obs, info = env.reset(seed=0)\n"
         "assert obs.shape == (9,)\n"
+        "import evoplastic.models, evoplastic.strategies, evoplastic.train, evoplastic.runner, evoplastic.cli\n"
+        "import pkgutil\n"
+        "sub = {m.name for m in pkgutil.walk_packages(evoplastic.__path__, 'evoplastic.')}\n"
+        "assert {'evoplastic.models.dec', 'evoplastic.strategies.sepcma', 'evoplastic.envs.maze'} <= sub, sub\n"
         "print('ok')\n"
     )
     out = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, cwd=tmp_path)
@@ -61,3 +65,5 @@ def test_wheel_installs_into_fresh_venv_beside_a_foreign_envs_package(tmp_path: 
     cli = subprocess.run([str(env_dir / "bin" / "evoplastic"), "tasks", "list"], capture_output=True,
                          text=True, cwd=tmp_path)
     assert cli.returncode == 0 and "maze15-crowded" in cli.stdout, cli.stderr
+    cli = subprocess.run([str(env_dir / "bin" / "evoplastic"), "models"], capture_output=True, text=True, cwd=tmp_path)
+    assert cli.returncode == 0 and "decprnn-postdn" in cli.stdout, cli.stderr
