@@ -1,0 +1,294 @@
+"""Experiment configuration: YAML into typed, frozen dataclasses, strictly checked.
+
+An unknown key (with the closest valid name suggested), a wrong type or an out-of-range value is a
+:class:`ConfigError` whose one-line message names the file and the key path, e.g.
+``exp.yaml: strategy.sigma0: expected a number, got the string '1e-3' (YAML reads 1e-3 as a string;
+write 1.0e-3)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration: the message is one line and names the file and key path."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    id: str = "decprnn-postdn"  # a model id of `evoplastic models`
+    hidden: int = 64
+
+
+@dataclass(frozen=True)
+class LifetimeConfig:
+    profile: str = "evoplastic"  # evoplastic | reference-2022-08 (SPEC 5)
+    rollouts: int | None = None  # None: the profile's (3 or 8)
+    weights: tuple[float, ...] | None = None  # None: SPEC 2's weights for that many rollouts
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    """Training tasks: fresh mazes every generation, the same for every genome."""
+
+    size: int = 9
+    crowd_ratio: float = 0.30
+    repeats: int = 4  # lifetimes per task and genome
+    # Curriculum (SPEC 4): (from generation, number of tasks), first entry at generation 0.
+    schedule: tuple[tuple[int, int], ...] = ((0, 2), (4000, 4), (8000, 8))
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: str = "sepcma"  # sepcma | reference-sepcma
+    popsize: int = 360
+    sigma0: float = 0.01
+    init_std: float = 0.05  # initial mean ~ N(0, init_std^2) (SPEC 4)
+    options: dict[str, Any] = field(default_factory=dict)  # strategy-specific, checked by the strategy
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    suite: str = "maze9-val"  # suite name or task file
+    count: int = 1024
+    repeats: int = 1
+    interval: int = 100  # generations; also at generation 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    interval: int = 100  # generations
+    keep: int = 3  # newest checkpoints kept
+
+
+@dataclass(frozen=True)
+class WorkersConfig:
+    backend: str = "ray"  # ray | inprocess
+    count: int | None = None  # None: one per CPU of the Ray cluster
+    address: str | None = None  # None: start a local Ray; "auto" or HOST:PORT: join a cluster
+    timeout: float = 600.0  # seconds before a chunk counts as hung and is resubmitted
+    chunks_per_worker: int = 4
+    batch: int = 256  # lifetimes in lock step inside a worker
+    max_restarts: int = 8  # replacement actors per run
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 0
+    generations: int = 100
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lifetime: LifetimeConfig = field(default_factory=LifetimeConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def science_hash(self) -> str:
+        """Hash of everything that changes results: not generations, workers or checkpointing."""
+        d = self.to_dict()
+        for k in ("generations", "workers", "checkpoint", "name"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def tasks_at(self, generation: int) -> int:
+        """Number of training tasks at ``generation`` (0-based), from the curriculum."""
+        n = self.tasks.schedule[0][1]
+        for start, count in self.tasks.schedule:
+            if generation >= start:
+                n = count
+        return n
+
+
+# -- range checks: (path, predicate, message) ------------------------------------------------
+
+_CHECKS: list[tuple[str, Any, str]] = [
+    ("generations", lambda v: v >= 0, "must be >= 0"),
+    ("model.hidden", lambda v: v >= 1, "must be >= 1"),
+    ("lifetime.rollouts", lambda v: v is None or v >= 1, "must be >= 1"),
+    ("tasks.size", lambda v: v >= 5 and v % 2 == 1, "must be odd and >= 5"),
+    ("tasks.crowd_ratio", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
+    ("tasks.repeats", lambda v: v >= 1, "must be >= 1"),
+    ("tasks.schedule", lambda v: len(v) > 0 and v[0][0] == 0 and all(c >= 1 for _, c in v)
+     and all(a[0] < b[0] for a, b in zip(v, v[1:])),
+     "must be [[0, n0], [g1, n1], ...] with increasing generations and n >= 1"),
+    ("strategy.popsize", lambda v: v >= 2, "must be >= 2"),
+    ("strategy.sigma0", lambda v: v > 0, "must be > 0"),
+    ("strategy.init_std", lambda v: v >= 0, "must be >= 0"),
+    ("validation.count", lambda v: v >= 1, "must be >= 1"),
+    ("validation.repeats", lambda v: v >= 1, "must be >= 1"),
+    ("validation.interval", lambda v: v >= 1, "must be >= 1"),
+    ("checkpoint.interval", lambda v: v >= 1, "must be >= 1"),
+    ("checkpoint.keep", lambda v: v >= 1, "must be >= 1"),
+    ("workers.backend", lambda v: v in ("ray", "inprocess"), "must be 'ray' or 'inprocess'"),
+    ("workers.count", lambda v: v is None or v >= 1, "must be >= 1"),
+    ("workers.timeout", lambda v: v > 0, "must be > 0"),
+    ("workers.chunks_per_worker", lambda v: v >= 1, "must be >= 1"),
+    ("workers.batch", lambda v: v >= 1, "must be >= 1"),
+    ("workers.max_restarts", lambda v: v >= 0, "must be >= 0"),
+]
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _typename(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (lists -> tuples)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, path)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{path}: expected a list of {len(args)}, got {value!r}")
+        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp in (str, bool) and isinstance(value, tp):
+        return value
+    hint = ""
+    if tp in (int, float) and isinstance(value, str):
+        try:
+            float(value)
+            hint = f" (YAML reads {value} as a string; write it with a decimal point, e.g. 1.0e-3)"
+        except ValueError:
+            pass
+    shown = f"the string {value!r}" if isinstance(value, str) else repr(value)
+    raise ConfigError(f"{path}: expected {_typename(tp)}, got {shown}{hint}")
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    where = f"{path}: " if path else ""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        sub = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            tip = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+            raise ConfigError(f"{sub}: unknown key{tip}")
+        kwargs[key] = _coerce(value, hints[key], sub)
+    return cls(**kwargs)
+
+
+def _get(cfg: Any, path: str) -> Any:
+    for part in path.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def from_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
+    """Build and check a config; errors are ``ConfigError('SOURCE: key.path: message')``."""
+    try:
+        cfg = _build(ExperimentConfig, data, "")
+        for path, ok, msg in _CHECKS:
+            value = _get(cfg, path)
+            if not ok(value):
+                raise ConfigError(f"{path}: {msg}, got {value!r}")
+        _check_names(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def _check_names(cfg: ExperimentConfig) -> None:
+    from evoplastic.lifetime import PROFILES
+    from evoplastic.models import MODEL_IDS
+    from evoplastic.strategies import STRATEGIES
+
+    for path, value, valid in (("model.id", cfg.model.id, MODEL_IDS),
+                               ("lifetime.profile", cfg.lifetime.profile, list(PROFILES)),
+                               ("strategy.name", cfg.strategy.name, list(STRATEGIES))):
+        if value not in valid:
+            close = difflib.get_close_matches(value, valid, n=1)
+            tip = f"did you mean '{close[0]}'?" if close else f"valid: {', '.join(valid)}"
+            raise ConfigError(f"{path}: unknown {path.split('.')[-1]} {value!r}; {tip}")
+    low = STRATEGIES[cfg.strategy.name].MIN_POPSIZE
+    if cfg.strategy.popsize < low:
+        raise ConfigError(f"strategy.popsize: {cfg.strategy.name} needs >= {low}, got {cfg.strategy.popsize}")
+    try:
+        STRATEGIES[cfg.strategy.name].resolve_options(1, cfg.strategy.popsize,
+                                                      {**cfg.strategy.options, "segments": None})
+    except ValueError as exc:
+        raise ConfigError(f"strategy.options: {exc}") from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``key.path=value`` overrides (value parsed as YAML) applied to a raw config mapping."""
+    data = json.loads(json.dumps(data))  # deep copy
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        key, text = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not a mapping")
+        node[parts[-1]] = yaml.safe_load(text)
+    return data
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment file, apply ``--set`` overrides, build and check it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return from_dict(apply_overrides(data, overrides or []), str(path))
+
+
+def dump(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
