@@ -192,6 +192,17 @@ def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, ke
     return returns, reached, steps, agent_steps
 
 
+def fitness_of(returns: np.ndarray, weights: np.ndarray, genomes: np.ndarray,
+               rms_lambda: float = RMS_LAMBDA) -> np.ndarray:
+    """SPEC 2 fitness (P,): the weighted rollout score averaged over lifetimes, minus lambda RMS.
+
+    ``returns`` (P, L, R), ``weights`` (R,), ``genomes`` (P, N).
+    """
+    theta = np.asarray(genomes, dtype=np.float64).reshape(len(returns), -1)
+    rms = np.sqrt((theta ** 2).mean(1))
+    return (returns @ weights / weights.sum()).mean(1) - rms_lambda * rms
+
+
 def evaluate(
     model: Model,
     genomes: np.ndarray,
@@ -245,9 +256,7 @@ def evaluate(
             dst[sl] = src
         agent_steps += n
     returns, reached, steps = (a.reshape(p, per, rollouts) for a in out)
-    theta = np.asarray(genomes, dtype=np.float64).reshape(p, -1)
-    rms = np.sqrt((theta ** 2).mean(1))
-    fitness = (returns @ w / w.sum()).mean(1) - rms_lambda * rms
+    fitness = fitness_of(returns, w, genomes, rms_lambda)
     meta = {"model": model.id, "hidden": model.hidden, "profile": prof.name, "seed": int(seed),
             "repeats": int(repeats), "tasks": len(tasks), "suite": tasks.name}
     return LifetimeResult(fitness, returns, reached, steps, w, agent_steps, meta)

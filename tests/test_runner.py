@@ -1,0 +1,131 @@
+"""Backends: in-process == direct evaluation == Ray, and Ray faults lose nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from evoplastic import lifetime, runner
+from evoplastic.envs import tasks as tasklib
+from evoplastic.models import get_model
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def work():
+    spec = runner.EvalSpec("decprnn-postdn", 64)
+    model = get_model("decprnn-postdn", 64)
+    genomes = (0.05 * np.random.default_rng(0).standard_normal((24, model.n_gene))).astype(np.float32)
+    ts = tasklib.generate(4, 9, 0.30, seed=3)
+    direct = lifetime.evaluate(model, genomes, ts, repeats=3, seed=11)
+    return spec, genomes, ts, direct
+
+
+def same(a: lifetime.LifetimeResult, b: lifetime.LifetimeResult) -> None:
+    for f in ("fitness", "returns", "reached", "steps"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    assert a.agent_steps == b.agent_steps
+
+
+@pytest.mark.parametrize("n, t, pieces", [(24, 4, 1), (24, 4, 5), (24, 4, 48), (1, 1024, 8), (3, 2, 16)])
+def test_units_cover_every_lifetime_once(n: int, t: int, pieces: int) -> None:
+    units = runner.make_units(n, t, pieces)
+    cover = np.zeros((n, t), int)
+    for u in units:
+        cover[u.g0:u.g1, u.t0:u.t1] += 1
+    assert (cover == 1).all()
+    assert len(units) <= max(pieces, 1) and (pieces < 2 or len(units) >= min(pieces, n * t) // 2)
+
+
+@pytest.mark.parametrize("chunks", [1, 5, 30])
+def test_inprocess_equals_direct_evaluation(work, chunks: int) -> None:
+    spec, genomes, ts, direct = work
+    same(runner.InProcessBackend(spec, chunks).evaluate(genomes, ts, 3, 11), direct)
+
+
+@pytest.fixture(scope="module")
+def ray_backend(work):
+    spec = work[0]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    backend = runner.RayBackend(spec, workers=2, chunks_per_worker=3, timeout=4.0, max_restarts=4)
+    yield backend
+    backend.close()
+    ray.shutdown()
+
+
+def test_ray_equals_inprocess(work, ray_backend) -> None:
+    spec, genomes, ts, direct = work
+    same(ray_backend.evaluate(genomes, ts, 3, 11), direct)
+    # One genome on many tasks: the tasks are split across workers instead.
+    one = ray_backend.evaluate(genomes[5:6], ts, 3, 11)
+    same(one, lifetime.evaluate(get_model("decprnn-postdn"), genomes[5:6], ts, repeats=3, seed=11))
+
+
+def _pids(backend) -> list[int]:
+    return ray.get([a.pid.remote() for a in backend.actors])
+
+
+def _during(seconds: float, action) -> threading.Thread:
+    th = threading.Timer(seconds, action)
+    th.start()
+    return th
+
+
+@pytest.mark.slow
+def test_killed_actor_loses_no_genome(work, ray_backend) -> None:
+    spec, genomes, ts, direct = work
+    victim = _pids(ray_backend)[0]
+    before = len(ray_backend.events)
+    big = np.concatenate([genomes] * 4)  # long enough to kill a worker mid-generation
+    ref = lifetime.evaluate(get_model("decprnn-postdn"), big, ts, repeats=3, seed=11)
+    th = _during(0.5, lambda: os.kill(victim, signal.SIGKILL))
+    res = ray_backend.evaluate(big, ts, 3, 11)
+    th.join()
+    same(res, ref)
+    events = ray_backend.events[before:]
+    assert any("worker died" in e for e in events), events
+    assert victim not in _pids(ray_backend) and len(ray_backend.actors) == 2  # replaced
+
+
+@pytest.mark.slow
+def test_hung_actor_is_killed_and_its_chunk_resubmitted(work, ray_backend) -> None:
+    spec, genomes, ts, direct = work
+    victim = _pids(ray_backend)[0]
+    before = len(ray_backend.events)
+    big = np.concatenate([genomes] * 2)
+    ref = lifetime.evaluate(get_model("decprnn-postdn"), big, ts, repeats=3, seed=11)
+    th = _during(0.2, lambda: os.kill(victim, signal.SIGSTOP))  # alive but never answers
+    try:
+        res = ray_backend.evaluate(big, ts, 3, 11)
+    finally:
+        th.join()
+        try:
+            os.kill(victim, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    same(res, ref)
+    assert any("hung" in e for e in ray_backend.events[before:]), ray_backend.events[before:]
+    assert victim not in _pids(ray_backend)
+
+
+@pytest.mark.slow
+def test_no_worker_left_is_a_clear_error(work) -> None:
+    spec, genomes, ts, direct = work
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        backend = runner.RayBackend(spec, workers=1, max_restarts=0)
+        pid = _pids(backend)[0]
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        with pytest.raises(runner.NoWorkersError, match="every Ray worker actor died"):
+            backend.evaluate(genomes, ts, 3, 11)
+    finally:
+        ray.shutdown()
