@@ -52,3 +52,66 @@ def bench_lifetime(model_id: str, size: int = 15, batch: int = 256, hidden: int 
             "agent_steps": int(steps), "seconds": round(elapsed, 3),
             "agent_steps_per_s": steps / elapsed, "peak_bytes_per_lifetime": peak / lifetimes,
             "blas_threads": _blas_threads(), "n_gene": model.n_gene, "n_mem": model.n_mem}
+
+
+def bench_generation(workers: int = 2, popsize: int = 360, tasks: int = 8, repeats: int = 4, size: int = 15,
+                     model_id: str = "decprnn-postdn", repeat: int = 2, chunks_per_worker: int = 4) -> dict[str, Any]:
+    """Wall time per generation of a paper-shaped workload: in-process, then Ray with 1..workers.
+
+    Each setting evaluates the same population on the same tasks ``repeat`` times (medians are
+    reported) and checks that the fitnesses equal the in-process ones. Ray overhead is the share
+    of the generation's wall time not spent evaluating: ``1 - (evaluation seconds / workers) /
+    wall`` (with several workers it includes load imbalance between them).
+    """
+    from evoplastic import runner
+
+    model = get_model(model_id)
+    ts = tasks_mod.generate(tasks, size, 0.35 if size > 9 else 0.30, seed=321)
+    genomes = (0.05 * np.random.default_rng(1).standard_normal((popsize, model.n_gene))).astype(np.float32)
+    spec = runner.EvalSpec(model_id, 64)
+    rows, ref = [], None
+
+    def timed(backend, label: str, n_workers: int) -> None:
+        nonlocal ref
+        walls, evals = [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            res = backend.evaluate(genomes, ts, repeats, seed=7)
+            walls.append(time.perf_counter() - t0)
+            evals.append(res.meta["worker_seconds"])
+        if ref is None:
+            ref = res.fitness
+        wall, ev = float(np.median(walls)), float(np.median(evals))
+        rows.append({"setting": label, "workers": n_workers, "wall_s": wall, "eval_s": ev,
+                     "overhead": 1.0 - (ev / n_workers) / wall, "agent_steps": res.agent_steps,
+                     "agent_steps_per_s": res.agent_steps / wall,
+                     "same_fitness_as_inprocess": bool(np.array_equal(res.fitness, ref))})
+
+    timed(runner.InProcessBackend(spec), "in-process", 1)
+    import ray
+
+    for n in range(1, workers + 1):
+        backend = runner.RayBackend(spec, workers=n, chunks_per_worker=chunks_per_worker)
+        try:
+            timed(backend, f"ray, {n} worker{'s' if n > 1 else ''}", n)
+        finally:
+            backend.close()
+    ray.shutdown()
+    one = next(r for r in rows if r["setting"] == "ray, 1 worker")
+    for r in rows:
+        r["speedup_vs_ray_1"] = one["wall_s"] / r["wall_s"]
+    return {"model": model_id, "popsize": popsize, "tasks": tasks, "repeats": repeats, "size": size,
+            "rollouts": 3, "repeat": repeat, "chunks_per_worker": chunks_per_worker,
+            "cpus": os.cpu_count(), "rows": rows}
+
+
+def format_generation(res: dict[str, Any]) -> str:
+    head = (f"{res['model']}, population {res['popsize']}, {res['tasks']} tasks x {res['repeats']} repeats, "
+            f"{res['rollouts']} rollouts, {res['size']}x{res['size']}; median of {res['repeat']} generations, "
+            f"{res['cpus']} CPUs")
+    lines = [head, f"{'setting':<16} {'wall s':>8} {'eval s':>8} {'overhead':>9} {'speedup':>8} "
+                   f"{'agent-steps/s':>14}  same fitness"]
+    for r in res["rows"]:
+        lines.append(f"{r['setting']:<16} {r['wall_s']:>8.2f} {r['eval_s']:>8.2f} {100 * r['overhead']:>8.1f}% "
+                     f"{r['speedup_vs_ray_1']:>7.2f}x {r['agent_steps_per_s']:>14,.0f}  {r['same_fitness_as_inprocess']}")
+    return "\n".join(lines)

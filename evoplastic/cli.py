@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import pickle
 import sys
@@ -127,6 +128,89 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_genome_source(source: str, which: str = "best"):
+    """A genome file, or a run directory (its best-validated or current mean genome)."""
+    from pathlib import Path
+
+    from evoplastic import genome as genome_io
+
+    path = Path(source)
+    if path.is_dir():
+        from evoplastic import checkpoint as ckpt
+
+        arrays, meta, ck = ckpt.load_latest(path)
+        key = f"{which}_genome"
+        if key not in arrays:
+            raise ValueError(f"{source}: no {which} genome yet (no validation has run); try --genome mean")
+        info = {"model": meta["model"], "hidden": meta["hidden"], "generation": meta["generation"],
+                "checkpoint": str(ck)}
+        return arrays[key], info
+    return genome_io.load(path)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evoplastic import config as cfglib
+    from evoplastic import train
+
+    cfg = cfglib.load(args.config, _overrides(args))
+    run_dir = Path(args.run_dir)
+    trainer = train.Trainer(cfg, run_dir)
+    train.record_command(run_dir, sys.argv)
+    try:
+        trainer.start()
+        trainer.run(args.generations if args.generations is not None else cfg.generations)
+    finally:
+        trainer.close()
+    print(f"run directory: {run_dir} (generation {trainer.generation}, best validation "
+          f"{trainer.best_validation:.4f} at generation {trainer.best_generation})")
+    return 0
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    out = list(args.set or [])
+    if getattr(args, "workers", None) is not None:
+        out.append(f"workers.count={args.workers}")
+    if getattr(args, "address", None) is not None:
+        out.append(f"workers.address={args.address}")
+    if getattr(args, "backend", None) is not None:
+        out.append(f"workers.backend={args.backend}")
+    return out
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evoplastic import train
+
+    workers = {k: v for k, v in (("count", args.workers), ("address", args.address), ("backend", args.backend))
+               if v is not None}
+    run_dir = Path(args.run_dir)
+    trainer = train.Trainer.resume(run_dir, workers)
+    train.record_command(run_dir, sys.argv)
+    try:
+        trainer.run(args.generations if args.generations is not None else trainer.cfg.generations)
+    finally:
+        trainer.close()
+    print(f"run directory: {run_dir} (generation {trainer.generation}, best validation "
+          f"{trainer.best_validation:.4f} at generation {trainer.best_generation})")
+    return 0
+
+
+def _cmd_bench_generation(args: argparse.Namespace) -> int:
+    from evoplastic.bench import bench_generation, format_generation
+    from evoplastic.results import write_json
+
+    res = bench_generation(workers=args.workers, popsize=args.popsize, tasks=args.tasks,
+                           repeats=args.repeats, size=args.size, model_id=args.model, repeat=args.repeat)
+    if args.json:
+        write_json(res, args.json)
+    if args.json != "-":
+        print(format_generation(res))
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from evoplastic import genome as genome_io
     from evoplastic import lifetime
@@ -134,7 +218,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from evoplastic.models import get_model
     from evoplastic.results import format_table, write_json
 
-    g, meta = genome_io.load(args.source)
+    g, meta = _load_genome_source(args.source, args.genome)
     model_id = args.model or meta.get("model")
     hidden = args.hidden or meta.get("hidden", 64)
     if model_id is None:
@@ -221,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_models)
 
     e = sub.add_parser("eval", help="evaluate a saved genome on suites or task files")
-    e.add_argument("source", help="genome .npz")
+    e.add_argument("source", help="genome .npz or run directory")
+    e.add_argument("--genome", choices=["best", "mean"], default="best",
+                   help="for a run directory: the best-validated (default) or the current mean genome")
     e.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
     e.add_argument("--hidden", type=_positive, default=None, help="hidden size (default: stored, else 64)")
     e.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]")
@@ -234,6 +320,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     e.set_defaults(func=_cmd_eval)
 
+    tr = sub.add_parser("train", help="train from a YAML experiment config")
+    tr.add_argument("config", help="experiment YAML (see experiments/)")
+    tr.add_argument("--run-dir", required=True, help="directory for checkpoints, metrics and genomes")
+    tr.add_argument("--generations", type=_nonneg, default=None, help="total generations (default: config)")
+    tr.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a config value")
+    tr.add_argument("--workers", type=_positive, default=None, help="worker actors (default: one per CPU)")
+    tr.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT (default: local)")
+    tr.add_argument("--backend", choices=["ray", "inprocess"], default=None)
+    tr.set_defaults(func=_cmd_train)
+    rs = sub.add_parser("resume", help="continue a run from its newest good checkpoint")
+    rs.add_argument("run_dir")
+    rs.add_argument("--generations", type=_nonneg, default=None, help="total generations (default: config)")
+    rs.add_argument("--workers", type=_positive, default=None)
+    rs.add_argument("--address", default=None)
+    rs.add_argument("--backend", choices=["ray", "inprocess"], default=None)
+    rs.set_defaults(func=_cmd_resume)
+
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     bl = bsub.add_parser("lifetime", help="agent-steps per second per core of the lifetime evaluator")
@@ -244,6 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--seconds", type=float, default=5.0, help="approximate measuring time")
     bl.add_argument("--json", metavar="OUT", default=None)
     bl.set_defaults(func=_cmd_bench_lifetime)
+    bg = bsub.add_parser("generation", help="wall time per generation: in-process vs Ray with 1..W workers")
+    bg.add_argument("--workers", type=_positive, default=2, help="largest worker count (default 2)")
+    bg.add_argument("--model", default="decprnn-postdn")
+    bg.add_argument("--popsize", type=_positive, default=360)
+    bg.add_argument("--tasks", type=_positive, default=8)
+    bg.add_argument("--repeats", type=_positive, default=4)
+    bg.add_argument("--size", type=int, default=15)
+    bg.add_argument("--repeat", type=_positive, default=2, help="generations timed per setting (default 2)")
+    bg.add_argument("--json", metavar="OUT", default=None)
+    bg.set_defaults(func=_cmd_bench_generation)
     return p
 
 
@@ -253,13 +366,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bench":  # one BLAS thread: figures are per core (effective if numpy is not loaded yet)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
+    from evoplastic.errors import NoWorkersError, Stop
+
+    logging.basicConfig(level=logging.WARNING, format="evoplastic: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, IndexError, pickle.UnpicklingError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, IndexError, pickle.UnpicklingError) as exc:
         print(f"evoplastic: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("evoplastic: interrupted", file=sys.stderr)
+    except NoWorkersError as exc:
+        print(f"evoplastic: error: {exc}", file=sys.stderr)
+        return 3
+    except (KeyboardInterrupt, Stop):
+        print("evoplastic: interrupted (the last completed generation is checkpointed)", file=sys.stderr)
         return 130
 
 

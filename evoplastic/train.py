@@ -1,0 +1,286 @@
+"""The meta-training loop (SPEC 4): ask, evaluate on the generation's tasks, tell; validate;
+checkpoint; resume exactly.
+
+Randomness: one root ``SeedSequence(config.seed)``. The strategy's generator (saved in every
+checkpoint) samples genomes; everything else derives statelessly from (seed, purpose, generation):
+the generation's training mazes and the lifetime seeds. So a run resumed from a checkpoint, with
+any number of workers, replays exactly what the uninterrupted run would have done.
+
+Run directory::
+
+    config.yaml      the resolved config        command.txt   the command lines that ran here
+    metrics.csv      one row per generation     metrics.jsonl the same rows as JSON
+    events.log       faults, NaNs, checkpoints  checkpoints/  ckpt-NNNNNNN.npz (newest K)
+    best.npz / mean.npz   genome files of the best-validated and the current mean genome
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evoplastic import checkpoint as ckpt
+from evoplastic import config as cfglib
+from evoplastic import genome as genome_io
+from evoplastic import runner
+from evoplastic.envs import tasks as tasklib
+from evoplastic.errors import NoWorkersError, Stop
+from evoplastic.models import get_model
+from evoplastic.strategies import make_strategy, restore_strategy
+
+log = logging.getLogger("evoplastic.train")
+
+METRICS = ["generation", "tasks", "best_fitness", "mean_fitness", "median_fitness", "sigma",
+           "validation", "best_validation", "evaluations", "dropped", "agent_steps", "seconds",
+           "agent_steps_per_s", "worker_events"]
+
+SEED_TASKS, SEED_EVAL, SEED_ES, SEED_INIT = 1, 2, 3, 4
+
+
+def derived_seed(seed: int, purpose: int, generation: int = 0) -> int:
+    """A 32-bit seed from (run seed, purpose, generation), independent of any state."""
+    ss = np.random.SeedSequence(seed, spawn_key=(purpose, generation))
+    return int(ss.generate_state(1, np.uint32)[0])
+
+
+class Trainer:
+    """One run: its config, strategy, counters and run directory."""
+
+    def __init__(self, cfg: cfglib.ExperimentConfig, run_dir: Path, backend: Any | None = None) -> None:
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.model = get_model(cfg.model.id, cfg.model.hidden)
+        self.spec = runner.EvalSpec(cfg.model.id, cfg.model.hidden, cfg.lifetime.profile,
+                                    cfg.lifetime.rollouts, cfg.lifetime.weights, cfg.workers.batch)
+        self._backend = backend
+        self.generation = 0
+        self.evaluations = 0
+        self.best_validation = -math.inf
+        self.best_genome: np.ndarray | None = None
+        self.best_generation = -1
+        self.strategy = None
+        self._val_tasks = None
+
+    # -- setup -------------------------------------------------------------------------------
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            w = self.cfg.workers
+            kw = {} if w.backend == "inprocess" else dict(
+                workers=w.count, address=w.address, timeout=w.timeout, max_restarts=w.max_restarts)
+            self._backend = runner.make_backend(w.backend, self.spec, chunks_per_worker=w.chunks_per_worker, **kw)
+        return self._backend
+
+    def start(self) -> None:
+        """A fresh run: initial mean ~ N(0, init_std^2), a new strategy, validation of generation 0."""
+        c = self.cfg
+        if ckpt.list_checkpoints(self.run_dir):
+            raise FileExistsError(f"{self.run_dir} already holds a run; use `evoplastic resume "
+                                  f"{self.run_dir}` or another --run-dir")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(cfglib.dump(c))
+        for name in ("metrics.csv", "metrics.jsonl"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        init = np.random.default_rng(derived_seed(c.seed, SEED_INIT))
+        mean0 = (c.strategy.init_std * init.standard_normal(self.model.n_gene)).astype(np.float32)
+        self.strategy = make_strategy(c.strategy.name, self.model.n_gene, c.strategy.popsize, c.strategy.sigma0,
+                                      mean0, np.random.SeedSequence(c.seed, spawn_key=(SEED_ES,)),
+                                      segments=self._segments(), **c.strategy.options)
+        self._validate_if_due(first=True)
+        self._write_metrics({"generation": 0, "sigma": self.strategy.sigma, **self._last_val})
+        self.save_checkpoint()
+
+    def _segments(self) -> list[int]:
+        return [int(np.prod(s)) for _, s in self.model.param_shapes()]
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, workers: dict[str, Any] | None = None, backend: Any | None = None) -> "Trainer":
+        """Load the newest good checkpoint of ``run_dir`` (``workers`` may override worker settings)."""
+        run_dir = Path(run_dir)
+        arrays, meta, path = ckpt.load_latest(run_dir)
+        data = json.loads(meta["config"])
+        if workers:
+            data["workers"] = {**data.get("workers", {}), **workers}
+        cfg = cfglib.from_dict(data, f"{path} (config)")
+        self = cls(cfg, run_dir, backend)
+        if cfg.science_hash() != meta["config_hash"]:
+            raise ckpt.CheckpointError(f"{path}: config hash mismatch; the checkpoint was written by another config")
+        self.generation = int(meta["generation"])
+        self.evaluations = int(meta["evaluations"])
+        self.best_validation = float(meta["best_validation"])
+        self.best_generation = int(meta["best_generation"])
+        self.best_genome = arrays.pop("best_genome") if "best_genome" in arrays else None
+        es = {k[3:]: v for k, v in arrays.items() if k.startswith("es/")}
+        self.strategy = restore_strategy(es, segments=self._segments(), **cfg.strategy.options)
+        self._truncate_metrics()
+        log.info("resumed %s at generation %d from %s", run_dir, self.generation, path.name)
+        return self
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, generations: int) -> None:
+        """Run until ``generations`` generations in total are complete."""
+        old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        self._snapshot = self._checkpoint_arrays()
+        try:
+            while self.generation < generations:
+                self.step()
+                if self.generation % self.cfg.checkpoint.interval == 0:
+                    self.save_checkpoint()
+                self._progress(generations)
+            self.save_checkpoint()
+        except Stop:
+            self._event(f"stopped by a signal during generation {self.generation + 1}; "
+                        f"checkpointing generation {self.generation}")
+            self.save_checkpoint(from_snapshot=True)
+            raise
+        except NoWorkersError as exc:
+            self._event(f"{exc}; checkpointing generation {self.generation}")
+            self.save_checkpoint(from_snapshot=True)
+            raise
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+
+    def step(self) -> dict[str, Any]:
+        """One generation: sample tasks, ask, evaluate, tell, validate when due."""
+        c, g = self.cfg, self.generation
+        t0 = time.perf_counter()
+        n_tasks = c.tasks_at(g)
+        ts = tasklib.generate(n_tasks, c.tasks.size, c.tasks.crowd_ratio, seed=derived_seed(c.seed, SEED_TASKS, g))
+        events_before = len(getattr(self.backend, "events", []))
+        genomes = self.strategy.ask()
+        res = self.backend.evaluate(genomes, ts, c.tasks.repeats, derived_seed(c.seed, SEED_EVAL, g))
+        fit = res.fitness
+        bad = ~np.isfinite(fit)
+        if bad.any():
+            self._event(f"generation {g + 1}: {int(bad.sum())} non-finite fitness value(s) "
+                        f"(genomes {np.flatnonzero(bad)[:10].tolist()}); dropped from the update")
+        self.strategy.tell(fit)
+        self.generation += 1
+        self.evaluations += len(genomes)
+        self._validate_if_due()
+        seconds = time.perf_counter() - t0
+        good = fit[~bad]
+        events = getattr(self.backend, "events", [])[events_before:]
+        for e in events:
+            self._event(f"generation {g + 1}: {e}")
+        row = {"generation": self.generation, "tasks": n_tasks,
+               "best_fitness": float(good.max()) if good.size else float("nan"),
+               "mean_fitness": float(good.mean()) if good.size else float("nan"),
+               "median_fitness": float(np.median(good)) if good.size else float("nan"),
+               "sigma": float(self.strategy.sigma), "evaluations": self.evaluations,
+               "dropped": int(bad.sum()), "agent_steps": res.agent_steps, "seconds": round(seconds, 4),
+               "agent_steps_per_s": round(res.agent_steps / seconds, 1), "worker_events": len(events),
+               **self._last_val}
+        self._write_metrics(row)
+        self._snapshot = self._checkpoint_arrays()
+        return row
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _validate_if_due(self, first: bool = False) -> None:
+        self._last_val = {}
+        if not first and self.generation % self.cfg.validation.interval:
+            return
+        v = self.cfg.validation
+        if self._val_tasks is None:
+            self._val_tasks = tasklib.load(v.suite).head(v.count)
+        mean = self.strategy.mean.astype(np.float32)
+        res = self.backend.evaluate(mean[None], self._val_tasks, v.repeats, v.seed)
+        score = float(res.fitness[0])
+        if score > self.best_validation:
+            self.best_validation, self.best_genome, self.best_generation = score, mean.copy(), self.generation
+        self._last_val = {"validation": score, "best_validation": self.best_validation}
+
+    # -- checkpoints and files ---------------------------------------------------------------
+
+    def _checkpoint_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {f"es/{k}": v for k, v in self.strategy.state().items()}
+        if self.best_genome is not None:
+            arrays["best_genome"] = self.best_genome
+        arrays["mean_genome"] = self.strategy.mean.astype(np.float32)
+        meta = {"generation": self.generation, "evaluations": self.evaluations,
+                "best_validation": self.best_validation, "best_generation": self.best_generation,
+                "config": json.dumps(self.cfg.to_dict()), "config_hash": self.cfg.science_hash(),
+                "strategy": self.cfg.strategy.name, "model": self.cfg.model.id, "hidden": self.cfg.model.hidden}
+        return arrays, meta
+
+    def save_checkpoint(self, from_snapshot: bool = False) -> Path:
+        arrays, meta = self._snapshot if from_snapshot else self._checkpoint_arrays()
+        path = ckpt.save(self.run_dir, meta["generation"], arrays, meta, keep=self.cfg.checkpoint.keep)
+        m = self.cfg.model
+        genome_io.save(self.run_dir / "mean.npz", arrays["mean_genome"], m.id, m.hidden,
+                       generation=meta["generation"], source=str(self.run_dir))
+        if "best_genome" in arrays:
+            genome_io.save(self.run_dir / "best.npz", arrays["best_genome"], m.id, m.hidden,
+                           generation=meta["best_generation"], validation=meta["best_validation"],
+                           source=str(self.run_dir))
+        log.info("checkpoint %s", path.name)
+        return path
+
+    def _write_metrics(self, row: dict[str, Any]) -> None:
+        full = {k: row.get(k, "") for k in METRICS}
+        csv_path = self.run_dir / "metrics.csv"
+        new = not csv_path.exists()
+        with open(csv_path, "a", newline="") as f:
+            w = csv.DictWriter(f, METRICS)
+            if new:
+                w.writeheader()
+            w.writerow(full)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({k: v for k, v in full.items() if v != ""}) + "\n")
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric rows past the checkpoint (a run killed between checkpoints wrote them)."""
+        for name in ("metrics.jsonl", "metrics.csv"):
+            path = self.run_dir / name
+            if not path.exists():
+                continue
+            lines = path.read_text().splitlines(keepends=True)
+            if name.endswith(".csv"):
+                keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= self.generation]
+            else:
+                keep = [ln for ln in lines if json.loads(ln)["generation"] <= self.generation]
+            if len(keep) != len(lines):
+                path.write_text("".join(keep))
+
+    def _event(self, text: str) -> None:
+        log.warning(text)
+        with open(self.run_dir / "events.log", "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    def _progress(self, total: int) -> None:
+        line = (f"generation {self.generation}/{total}  sigma {self.strategy.sigma:.4g}  "
+                f"best validation {self.best_validation:.3f}")
+        if sys.stderr.isatty():
+            done = int(30 * self.generation / max(total, 1))
+            print(f"\r[{'#' * done}{'.' * (30 - done)}] {line}", end="", file=sys.stderr, flush=True)
+        elif self.generation % max(1, total // 20) == 0 or self.generation == total:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+
+def _raise_stop(signum, frame) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def record_command(run_dir: Path, argv: list[str]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "command.txt", "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")

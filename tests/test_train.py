@@ -1,0 +1,199 @@
+"""The training loop: determinism, exact resume (also after kill -9 and SIGTERM), NaN fitness,
+corrupt checkpoints, Ray == in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evoplastic import checkpoint as ckpt
+from evoplastic import config as cfglib
+from evoplastic import train
+from evoplastic.checkpoint import CheckpointError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "experiments" / "smoke.yaml"
+FAST = ["strategy.popsize=8", "tasks.repeats=2", "validation.count=8", "validation.interval=2",
+        "checkpoint.interval=1", "checkpoint.keep=3", "tasks.schedule=[[0, 1], [3, 2]]",
+        "workers.backend=inprocess", "model.hidden=16"]
+
+
+def config(*extra: str) -> cfglib.ExperimentConfig:
+    return cfglib.load(SMOKE, FAST + list(extra))
+
+
+def run(cfg: cfglib.ExperimentConfig, run_dir: Path, generations: int) -> train.Trainer:
+    t = train.Trainer(cfg, run_dir)
+    t.start()
+    t.run(generations)
+    t.close()
+    return t
+
+
+def final(run_dir: Path) -> tuple[dict, dict]:
+    arrays, meta, _ = ckpt.load_latest(run_dir)
+    return arrays, meta
+
+
+def assert_same_checkpoint(a: Path, b: Path, same_workers: bool = True) -> None:
+    (xa, ma), (xb, mb) = final(a), final(b)
+    assert sorted(xa) == sorted(xb)
+    for k in xa:
+        assert xa[k].dtype == xb[k].dtype and np.array_equal(xa[k], xb[k]), k
+    if not same_workers:  # the stored config differs in its workers section only
+        ca, cb = json.loads(ma.pop("config")), json.loads(mb.pop("config"))
+        assert ca.pop("workers") != cb.pop("workers") and ca == cb
+    assert ma == mb
+
+
+def science_rows(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "agent_steps_per_s")} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    """An uninterrupted 6-generation run, the yardstick of the resume tests."""
+    d = tmp_path_factory.mktemp("ref") / "run"
+    run(config(), d, 6)
+    return d
+
+
+def test_run_directory_contents(reference_run: Path) -> None:
+    d = reference_run
+    for name in ("config.yaml", "metrics.csv", "metrics.jsonl", "mean.npz", "best.npz"):
+        assert (d / name).exists(), name
+    assert [p.name for p in ckpt.list_checkpoints(d)] == [f"ckpt-{g:07d}.npz" for g in (4, 5, 6)]
+    rows = science_rows(d)
+    assert [r["generation"] for r in rows] == list(range(7))
+    assert [r.get("tasks") for r in rows[1:]] == [1, 1, 1, 2, 2, 2]  # the curriculum
+    assert [("validation" in r) for r in rows] == [True, False, True, False, True, False, True]
+    assert rows[-1]["evaluations"] == 6 * 8
+    arrays, meta = final(d)
+    assert meta["generation"] == 6 and meta["config_hash"] == config().science_hash()
+    assert cfglib.load(d / "config.yaml") == config()
+
+
+def test_same_seed_same_run_other_seed_differs(reference_run: Path, tmp_path: Path) -> None:
+    run(config(), tmp_path / "a", 6)
+    assert_same_checkpoint(reference_run, tmp_path / "a")
+    assert science_rows(reference_run) == science_rows(tmp_path / "a")
+    run(config("seed=1"), tmp_path / "b", 6)
+    assert not np.array_equal(final(reference_run)[0]["mean_genome"], final(tmp_path / "b")[0]["mean_genome"])
+
+
+def test_resume_equals_uninterrupted(reference_run: Path, tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    run(config(), d, 3)
+    t = train.Trainer.resume(d)
+    assert t.generation == 3
+    t.run(6)
+    assert_same_checkpoint(reference_run, d)
+    assert science_rows(reference_run) == science_rows(d)
+
+
+def test_corrupt_newest_checkpoint_falls_back_and_still_ends_the_same(reference_run: Path, tmp_path: Path,
+                                                                      caplog) -> None:
+    d = tmp_path / "run"
+    run(config(), d, 4)
+    newest = ckpt.list_checkpoints(d)[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated
+    t = train.Trainer.resume(d)
+    assert t.generation == 3 and "truncated or corrupt checkpoint" in caplog.text
+    t.run(6)
+    assert_same_checkpoint(reference_run, d)
+
+
+def test_refuses_to_overwrite_a_run_and_a_config_edited_under_it(reference_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileExistsError, match="already holds a run; use `evoplastic resume"):
+        train.Trainer(config(), reference_run).start()
+    with pytest.raises(CheckpointError, match="no checkpoint found"):
+        train.Trainer.resume(tmp_path)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "evoplastic.cli", *args]
+
+
+def _wait_for(path_glob: Path, pattern: str, timeout: float = 120.0) -> None:
+    t0 = time.time()
+    while not list(path_glob.glob(pattern)):
+        if time.time() - t0 > timeout:
+            raise TimeoutError(pattern)
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_killed_training_process_resumes_exactly(reference_run: Path, tmp_path: Path, how: str) -> None:
+    d = tmp_path / "run"
+    sets = [a for s in FAST for a in ("--set", s)]
+    proc = subprocess.Popen(_cli("train", str(SMOKE), "--run-dir", str(d), "--generations", "6", *sets),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(d / "checkpoints", "ckpt-0000002.npz")
+    proc.send_signal(getattr(signal, how))
+    out, err = proc.communicate(timeout=60)
+    if how == "SIGKILL":
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 130, err
+        assert "interrupted (the last completed generation is checkpointed)" in err
+    done = final(d)[1]["generation"]
+    assert 2 <= done < 6, "the process should have been stopped mid-run"
+    res = subprocess.run(_cli("resume", str(d), "--generations", "6"), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert_same_checkpoint(reference_run, d)
+    assert science_rows(reference_run) == science_rows(d)
+    assert len((d / "command.txt").read_text().splitlines()) == 2
+
+
+class NaNBackend:
+    """Wraps the in-process backend and spoils one genome's fitness in generation 2."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+
+    def evaluate(self, genomes, tasks, repeats, seed):
+        res = self.inner.evaluate(genomes, tasks, repeats, seed)
+        if len(genomes) > 1:
+            self.calls += 1
+            if self.calls == 2:
+                res.fitness[3] = np.nan
+        return res
+
+    def close(self) -> None:
+        pass
+
+
+def test_nan_fitness_is_dropped_and_logged(tmp_path: Path) -> None:
+    from evoplastic import runner
+
+    cfg = config()
+    spec = runner.EvalSpec(cfg.model.id, cfg.model.hidden, batch=cfg.workers.batch)
+    t = train.Trainer(cfg, tmp_path / "run", backend=NaNBackend(runner.InProcessBackend(spec)))
+    t.start()
+    t.run(3)
+    rows = science_rows(tmp_path / "run")
+    assert [r.get("dropped") for r in rows[1:]] == [0, 1, 0]
+    assert np.isfinite(rows[2]["best_fitness"]) and np.isfinite(t.strategy.mean).all()
+    log = (tmp_path / "run" / "events.log").read_text()
+    assert "generation 2: 1 non-finite fitness value(s) (genomes [3]); dropped from the update" in log
+
+
+@pytest.mark.slow
+def test_ray_training_equals_inprocess(reference_run: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    d = tmp_path / "run"
+    try:
+        run(config("workers.backend=ray", "workers.count=2", "workers.chunks_per_worker=3"), d, 6)
+    finally:
+        ray.shutdown()
+    assert_same_checkpoint(reference_run, d, same_workers=False)
