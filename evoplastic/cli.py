@@ -9,6 +9,7 @@ import pickle
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from evoplastic import __version__
 
@@ -134,7 +135,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from evoplastic.models import get_model
     from evoplastic.results import format_table, write_json
 
-    g, meta = genome_io.load(args.source)
+    if Path(args.source).suffix == ".dat":  # a reference checkpoint: its mean vector (SPEC 6)
+        from evoplastic import reference
+
+        if not args.model:
+            raise ValueError(f"{args.source}: a reference checkpoint names no model; pass --model")
+        g, meta = reference.import_genome(args.source, args.model, args.hidden or 64)
+        meta = dict(meta, model=args.model, hidden=args.hidden or 64)
+    else:
+        g, meta = genome_io.load(args.source)
     model_id = args.model or meta.get("model")
     hidden = args.hidden or meta.get("hidden", 64)
     if model_id is None:
@@ -158,6 +167,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(format_table(out, f"{model_id} (hidden {hidden}) from {args.source}: profile {args.profile}, "
                                 f"{out[0]['rollouts']} rollouts (weights {w}), {args.repeats} repeat(s), "
                                 f"seed {args.seed}"))
+    return 0
+
+
+def _cmd_import_reference(args: argparse.Namespace) -> int:
+    from evoplastic import reference
+
+    out, meta = reference.import_to_file(args.checkpoint, args.model, args.hidden, args.out)
+    print(f"wrote {args.model} (hidden {args.hidden}) genome to {out}: mean vector of {args.checkpoint} "
+          f"(generation {meta['generation']}, sigma {meta['sigma']:.4g}, {meta['source_format']} format, "
+          f"sha256 {meta['source_sha256'][:16]})")
     return 0
 
 
@@ -221,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_models)
 
     e = sub.add_parser("eval", help="evaluate a saved genome on suites or task files")
-    e.add_argument("source", help="genome .npz")
+    e.add_argument("source", help="genome .npz, or a reference checkpoint .dat (needs --model)")
     e.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
     e.add_argument("--hidden", type=_positive, default=None, help="hidden size (default: stored, else 64)")
     e.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]")
@@ -233,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"])
     e.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     e.set_defaults(func=_cmd_eval)
+
+    ir = sub.add_parser("import-reference", help="import the paper code's checkpoint as a genome .npz")
+    ir.add_argument("checkpoint", help="reference checkpoint .dat (8 pickles, SPEC 6)")
+    ir.add_argument("--model", required=True, help="model id the checkpoint was trained as")
+    ir.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
+    ir.add_argument("--out", required=True, help="output genome .npz")
+    ir.set_defaults(func=_cmd_import_reference)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")

@@ -188,6 +188,12 @@ def read_checkpoint(path: str | Path) -> ReferenceCheckpoint:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such reference checkpoint")
     objs = safepickle.load_all(path, max_objects=9)
+    first = objs[0]
+    if not isinstance(first, list) or not all(isinstance(m, (list, tuple)) and len(m) == 2 for m in first):
+        kind = f"a list of {type(first[0]).__name__}" if isinstance(first, list) and first else type(first).__name__
+        hint = " (a task file?)" if isinstance(first, list) and first and isinstance(first[0], dict) else ""
+        raise ValueError(f"{path}: not a reference checkpoint: its first pickle should be the population, "
+                         f"a list of [vector, score], but is {kind}{hint}")
     if len(objs) != 8:
         raise ValueError(f"{path}: not a complete reference checkpoint: it holds {len(objs)} pickle(s), "
                          "a checkpoint holds 8 (population, mean, cov, p_c, p_sigma, sigma, dim, "
@@ -199,10 +205,6 @@ def read_checkpoint(path: str | Path) -> ReferenceCheckpoint:
         fmt, static = "bare-vector", {}
     mean = _vector(mean_raw, "the mean", path)
     n = mean.size
-    if not isinstance(pop_raw, list) or not all(
-            isinstance(m, (list, tuple)) and len(m) == 2 for m in pop_raw):
-        raise ValueError(f"{path}: not a reference checkpoint (the first pickle should be the "
-                         f"population, a list of [vector, score]; got {type(pop_raw).__name__})")
     population = np.stack([_vector(v, "a population vector", path) for v, _ in pop_raw]) if pop_raw \
         else np.zeros((0, n), F32)
     scores = np.array([float(s) for _, s in pop_raw], dtype=np.float64)
