@@ -15,7 +15,7 @@ so every tensor maps as it is (no transposition); only the order of the tensors 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,6 @@ class ReferenceCheckpoint:
     sigma: float
     dim: int
     generation: int
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def _vector(obj: Any, what: str, path: Path) -> np.ndarray:
@@ -213,6 +212,9 @@ def read_checkpoint(path: str | Path) -> ReferenceCheckpoint:
     sizes = {"mean": n, "population": population.shape[1], "dim": dim, **{k: v.size for k, v in vecs.items()}}
     if not isinstance(dim, (int, np.integer)) or len(set(int(s) for s in sizes.values())) != 1:
         raise ValueError(f"{path}: inconsistent reference checkpoint (sizes {sizes})")
+    if not isinstance(sigma, (float, int, np.floating, np.integer)) or not isinstance(gen, (int, np.integer)):
+        raise ValueError(f"{path}: not a reference checkpoint (sigma {type(sigma).__name__}, generation "
+                         f"{type(gen).__name__}: expected numbers)")
     if not np.isfinite(mean).all():
         raise ValueError(f"{path}: the checkpoint's mean vector holds NaN or infinite values")
     return ReferenceCheckpoint(path, hashlib.sha256(path.read_bytes()).hexdigest(), fmt, mean, static,
