@@ -279,7 +279,6 @@ def test_eval_accepts_a_reference_checkpoint_like_its_import(tmp_path: Path) -> 
     assert runs[0]["rollouts"] == 8 and runs[0]["profile"] == "reference-2022-08"
 
 
-@pytest.mark.slow
 def test_demo_genome_learns_9x9_mazes_far_above_random() -> None:
     """The paper's DecPRNN(PostDN) under the 2022-08 profile on 64 of the reference 9x9 tasks: it
     should reach the goal in most mazes by its last rollouts and improve over rollout 1; Random
