@@ -204,8 +204,12 @@ def read_checkpoint(path: str | Path) -> ReferenceCheckpoint:
         fmt, static = "bare-vector", {}
     mean = _vector(mean_raw, "the mean", path)
     n = mean.size
-    population = np.stack([_vector(v, "a population vector", path) for v, _ in pop_raw]) if pop_raw \
-        else np.zeros((0, n), F32)
+    members = [_vector(v, "a population vector", path) for v, _ in pop_raw]
+    if any(m.size != n for m in members) or not all(
+            isinstance(s, (float, int, np.floating, np.integer)) for _, s in pop_raw):
+        raise ValueError(f"{path}: inconsistent reference checkpoint (population vectors must have the "
+                         f"mean's {n} genes and numeric scores)")
+    population = np.stack(members) if members else np.zeros((0, n), F32)
     scores = np.array([float(s) for _, s in pop_raw], dtype=np.float64)
     vecs = {"cov": _vector(cov, "cov", path), "p_c": _vector(p_c, "p_c", path),
             "p_sigma": _vector(p_s, "p_sigma", path)}

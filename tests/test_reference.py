@@ -248,6 +248,19 @@ def test_missing_and_wrong_files(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert "names no model; pass --model" in _cli_error(["eval", str(tasks_file), "--tasks", "maze9"], capsys)
 
 
+def test_inconsistent_checkpoint_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "ck.dat"
+    objs = [[[np.zeros(5, np.float32), "best"]], (np.zeros(5, np.float32), {}), np.ones(5), np.zeros(5),
+            np.zeros(5), 0.01, 5, 3]
+    path.write_bytes(b"".join(pickle.dumps(o) for o in objs))
+    with pytest.raises(ValueError, match="numeric scores"):
+        reference.read_checkpoint(path)
+    objs[0], objs[6] = [[np.zeros(5, np.float32), 0.0]], 6  # dim disagrees with the vectors
+    path.write_bytes(b"".join(pickle.dumps(o) for o in objs))
+    assert "inconsistent reference checkpoint" in _cli_error(
+        ["import-reference", str(path), "--model", "decprnn", "--out", str(tmp_path / "g.npz")], capsys)
+
+
 def test_wrong_genome_length_names_the_fitting_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "ck.dat"
     _write_checkpoint(path, 1347)
