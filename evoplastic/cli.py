@@ -10,6 +10,7 @@ import pickle
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from evoplastic import __version__
 
@@ -218,7 +219,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from evoplastic.models import get_model
     from evoplastic.results import format_table, write_json
 
-    g, meta = _load_genome_source(args.source, args.genome)
+    if Path(args.source).suffix == ".dat":  # a reference checkpoint: its mean vector (SPEC 6)
+        from evoplastic import reference
+
+        if not args.model:
+            raise ValueError(f"{args.source}: a reference checkpoint names no model; pass --model")
+        g, meta = reference.import_genome(args.source, args.model, args.hidden or 64)
+        meta = dict(meta, model=args.model, hidden=args.hidden or 64)
+    else:
+        g, meta = _load_genome_source(args.source, args.genome)
     model_id = args.model or meta.get("model")
     hidden = args.hidden or meta.get("hidden", 64)
     if model_id is None:
@@ -242,6 +251,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(format_table(out, f"{model_id} (hidden {hidden}) from {args.source}: profile {args.profile}, "
                                 f"{out[0]['rollouts']} rollouts (weights {w}), {args.repeats} repeat(s), "
                                 f"seed {args.seed}"))
+    return 0
+
+
+def _cmd_import_reference(args: argparse.Namespace) -> int:
+    from evoplastic import reference
+
+    out, meta = reference.import_to_file(args.checkpoint, args.model, args.hidden, args.out)
+    print(f"wrote {args.model} (hidden {args.hidden}) genome to {out}: mean vector of {args.checkpoint} "
+          f"(generation {meta['generation']}, sigma {meta['sigma']:.4g}, {meta['source_format']} format, "
+          f"sha256 {meta['source_sha256'][:16]})")
     return 0
 
 
@@ -305,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_models)
 
     e = sub.add_parser("eval", help="evaluate a saved genome on suites or task files")
-    e.add_argument("source", help="genome .npz or run directory")
+    e.add_argument("source", help="genome .npz, run directory, or a reference checkpoint .dat (needs --model)")
     e.add_argument("--genome", choices=["best", "mean"], default="best",
                    help="for a run directory: the best-validated (default) or the current mean genome")
     e.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
@@ -336,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--address", default=None)
     rs.add_argument("--backend", choices=["ray", "inprocess"], default=None)
     rs.set_defaults(func=_cmd_resume)
+    ir = sub.add_parser("import-reference", help="import the paper code's checkpoint as a genome .npz")
+    ir.add_argument("checkpoint", help="reference checkpoint .dat (8 pickles, SPEC 6)")
+    ir.add_argument("--model", required=True, help="model id the checkpoint was trained as")
+    ir.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
+    ir.add_argument("--out", required=True, help="output genome .npz")
+    ir.set_defaults(func=_cmd_import_reference)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
