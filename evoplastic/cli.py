@@ -129,26 +129,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_genome_source(source: str, which: str = "best"):
-    """A genome file, or a run directory (its best-validated or current mean genome)."""
-    from pathlib import Path
-
-    from evoplastic import genome as genome_io
-
-    path = Path(source)
-    if path.is_dir():
-        from evoplastic import checkpoint as ckpt
-
-        arrays, meta, ck = ckpt.load_latest(path)
-        key = f"{which}_genome"
-        if key not in arrays:
-            raise ValueError(f"{source}: no {which} genome yet (no validation has run); try --genome mean")
-        info = {"model": meta["model"], "hidden": meta["hidden"], "generation": meta["generation"],
-                "checkpoint": str(ck)}
-        return arrays[key], info
-    return genome_io.load(path)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -199,6 +179,30 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evoplastic import sweep
+
+    overrides = list(args.set or [])
+    if args.address is not None:
+        overrides.append(f"workers.address={args.address}")
+    sw = sweep.load(args.sweep, overrides)
+    if args.parallel:
+        import dataclasses
+
+        sw = dataclasses.replace(sw, parallel=args.parallel)
+    out = Path(args.out or Path("runs") / sw.name)
+    try:
+        sweep.run(sw, out, sys.argv)
+    finally:
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            sys.modules["ray"].shutdown()
+    print((out / "summary.md").read_text())
+    print(f"sweep directory: {out}")
+    return 0
+
+
 def _cmd_bench_generation(args: argparse.Namespace) -> int:
     from evoplastic.bench import bench_generation, format_generation
     from evoplastic.results import write_json
@@ -213,44 +217,29 @@ def _cmd_bench_generation(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from evoplastic import genome as genome_io
-    from evoplastic import lifetime
-    from evoplastic.envs import tasks
-    from evoplastic.models import get_model
+    from evoplastic import evaluate
     from evoplastic.results import format_table, write_json
 
-    if Path(args.source).suffix == ".dat":  # a reference checkpoint: its mean vector (SPEC 6)
-        from evoplastic import reference
-
-        if not args.model:
-            raise ValueError(f"{args.source}: a reference checkpoint names no model; pass --model")
-        g, meta = reference.import_genome(args.source, args.model, args.hidden or 64)
-        meta = dict(meta, model=args.model, hidden=args.hidden or 64)
-    else:
-        g, meta = _load_genome_source(args.source, args.genome)
-    model_id = args.model or meta.get("model")
-    hidden = args.hidden or meta.get("hidden", 64)
-    if model_id is None:
-        raise ValueError(f"{args.source}: the genome names no model; pass --model")
-    if args.model and meta.get("model") and args.model != meta["model"]:
-        raise ValueError(f"{args.source} holds a {meta['model']} genome, not {args.model}")
-    model = get_model(model_id, hidden)
-    out = []
-    for spec in args.tasks:
-        ts = tasks.load(spec).head(args.count)
-        t0 = time.perf_counter()
-        res = lifetime.evaluate(model, g[None], ts, repeats=args.repeats, rollouts=args.rollouts,
-                                weights=args.weights, seed=args.seed, profile=args.profile)
-        seconds = time.perf_counter() - t0
-        out.append(res.summary(0, suite=ts.name, source=spec, genome=str(args.source),
-                               seconds=round(seconds, 3), agent_steps=res.agent_steps))
+    sources = evaluate.resolve(args.source, args.genome, args.model, args.hidden)
+    try:
+        rows = evaluate.evaluate_sources(sources, args.tasks, repeats=args.repeats, rollouts=args.rollouts,
+                                         weights=args.weights, seed=args.seed, profile=args.profile,
+                                         count=args.count, backend=args.backend, workers=args.workers,
+                                         address=args.address)
+    finally:
+        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+            sys.modules["ray"].shutdown()
     if args.json:
-        write_json(out[0] if len(out) == 1 else out, args.json)
+        write_json(rows[0] if len(rows) == 1 else rows, args.json)
+    if args.csv:
+        evaluate.write_csv(rows, args.csv)
     if args.json != "-":
-        w = ", ".join(f"{x:g}" for x in out[0]["weights"])
-        print(format_table(out, f"{model_id} (hidden {hidden}) from {args.source}: profile {args.profile}, "
-                                f"{out[0]['rollouts']} rollouts (weights {w}), {args.repeats} repeat(s), "
-                                f"seed {args.seed}"))
+        w = ", ".join(f"{x:g}" for x in rows[0]["weights"])
+        for src in sources:
+            mine = [r for r in rows if r["genome"] == src.label]
+            print(format_table(mine, f"{src.model} (hidden {src.hidden}) from {src.label}: profile {args.profile}, "
+                                     f"{rows[0]['rollouts']} rollouts (weights {w}), {args.repeats} repeat(s), "
+                                     f"seed {args.seed}"))
     return 0
 
 
@@ -324,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_models)
 
     e = sub.add_parser("eval", help="evaluate a saved genome on suites or task files")
-    e.add_argument("source", help="genome .npz, run directory, or a reference checkpoint .dat (needs --model)")
+    e.add_argument("source", help="genome .npz, run directory, sweep directory, or a reference checkpoint .dat "
+                                  "(needs --model)")
     e.add_argument("--genome", choices=["best", "mean"], default="best",
                    help="for a run directory: the best-validated (default) or the current mean genome")
     e.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
@@ -337,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=_nonneg, default=0)
     e.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"])
     e.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
+    e.add_argument("--csv", metavar="OUT", default=None, help="write one line per genome and suite as CSV")
+    e.add_argument("--backend", choices=["auto", "ray", "inprocess"], default="auto",
+                   help=f"auto (default): Ray workers from {1024:,} lifetimes per suite, else in-process")
+    e.add_argument("--workers", type=_positive, default=None, help="Ray workers (default: one per CPU)")
+    e.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT")
     e.set_defaults(func=_cmd_eval)
 
     tr = sub.add_parser("train", help="train from a YAML experiment config")
@@ -361,6 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
     ir.add_argument("--out", required=True, help="output genome .npz")
     ir.set_defaults(func=_cmd_import_reference)
+
+    sw = sub.add_parser("sweep", help="run (or resume) every point of a sweep file, then summarise")
+    sw.add_argument("sweep", help="sweep YAML: base config, grid, parallel, test suites")
+    sw.add_argument("--out", default=None, help="sweep directory (default: runs/<sweep name>)")
+    sw.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override for every point")
+    sw.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT")
+    sw.add_argument("--parallel", type=_positive, default=None, help="points side by side (default: sweep file)")
+    sw.set_defaults(func=_cmd_sweep)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
