@@ -23,6 +23,7 @@ import math
 import shlex
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,8 @@ class Trainer:
 
     def run(self, generations: int) -> None:
         """Run until ``generations`` generations in total are complete."""
-        old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        main = threading.current_thread() is threading.main_thread()  # sweeps run points in threads
+        old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         self._snapshot = self._checkpoint_arrays()
         try:
             while self.generation < generations:
