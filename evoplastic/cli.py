@@ -221,10 +221,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from evoplastic.results import format_table, write_json
 
     sources = evaluate.resolve(args.source, args.genome, args.model, args.hidden)
+    suites, protocol = evaluate.expand_protocols(args.tasks)
+    repeats = args.repeats if args.repeats is not None else protocol.get("repeats", 1)
+    count = args.count if args.count is not None else protocol.get("count")
     try:
-        rows = evaluate.evaluate_sources(sources, args.tasks, repeats=args.repeats, rollouts=args.rollouts,
+        rows = evaluate.evaluate_sources(sources, suites, repeats=repeats, rollouts=args.rollouts,
                                          weights=args.weights, seed=args.seed, profile=args.profile,
-                                         count=args.count, backend=args.backend, workers=args.workers,
+                                         count=count, backend=args.backend, workers=args.workers,
                                          address=args.address)
     finally:
         if "ray" in sys.modules and sys.modules["ray"].is_initialized():
@@ -238,7 +241,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         for src in sources:
             mine = [r for r in rows if r["genome"] == src.label]
             print(format_table(mine, f"{src.model} (hidden {src.hidden}) from {src.label}: profile {args.profile}, "
-                                     f"{rows[0]['rollouts']} rollouts (weights {w}), {args.repeats} repeat(s), "
+                                     f"{rows[0]['rollouts']} rollouts (weights {w}), {repeats} repeat(s), "
                                      f"seed {args.seed}"))
     return 0
 
@@ -319,11 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for a run directory: the best-validated (default) or the current mean genome")
     e.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
     e.add_argument("--hidden", type=_positive, default=None, help="hidden size (default: stored, else 64)")
-    e.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]")
+    e.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]",
+                   help="suites, task files, or evaluation protocol YAMLs (experiments/ood-from-*.yaml)")
     e.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
     e.add_argument("--weights", type=_csv_floats, default=None, help="rollout weights, comma-separated")
-    e.add_argument("--repeats", type=_positive, default=1, help="lifetimes per task (default 1)")
-    e.add_argument("--count", type=_positive, default=None, help="use only the first N tasks")
+    e.add_argument("--repeats", type=_positive, default=None, help="lifetimes per task (default: protocol's, else 1)")
+    e.add_argument("--count", type=_positive, default=None, help="use only the first N tasks of each suite")
     e.add_argument("--seed", type=_nonneg, default=0)
     e.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"])
     e.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")

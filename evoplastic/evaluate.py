@@ -89,6 +89,38 @@ def _check(src: Source, model: str | None) -> Source:
     return src
 
 
+PROTOCOL_KEYS = {"suites", "count", "repeats"}
+
+
+def expand_protocols(entries: list[str]) -> tuple[list[str], dict[str, int]]:
+    """``--tasks`` entries with evaluation protocol files (YAML: suites, count, repeats) expanded.
+
+    Returns the suites and the protocol's settings (used where the command line gives none).
+    """
+    import yaml
+
+    suites, settings = [], {}
+    for entry in entries:
+        if not entry.endswith((".yaml", ".yml")):
+            suites.append(entry)
+            continue
+        path = Path(entry)
+        if not path.exists():
+            raise FileNotFoundError(f"{entry}: no such evaluation protocol file")
+        data = yaml.safe_load(path.read_text()) or {}
+        bad = set(data) - PROTOCOL_KEYS if isinstance(data, dict) else {"<top level>"}
+        if bad or not isinstance(data.get("suites"), list):
+            raise ValueError(f"{entry}: an evaluation protocol is a mapping with suites: [...] and optional "
+                             f"count, repeats (unknown: {', '.join(sorted(bad)) or 'none'})")
+        suites += [str(s) for s in data["suites"]]
+        for key in ("count", "repeats"):
+            if key in data:
+                if settings.get(key, data[key]) != data[key]:
+                    raise ValueError(f"{entry}: {key} {data[key]} disagrees with another protocol's {settings[key]}")
+                settings[key] = int(data[key])
+    return suites, settings
+
+
 def _file_name(suite: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", suite) + ".json"
 

@@ -108,3 +108,17 @@ def test_round_trip_and_hash(tmp_path: Path) -> None:
     assert cfglib.load(tmp_path / "exp.yaml", ["seed=1"]).science_hash() != cfg.science_hash()
     with pytest.raises(Exception):
         cfg.seed = 3  # frozen
+
+
+def test_every_shipped_experiment_loads() -> None:
+    from evoplastic import sweep
+
+    files = sorted((ROOT / "experiments").rglob("*.yaml"))
+    assert len(files) >= 36
+    for f in files:
+        if f.name.startswith("ood-") or f.name == "cluster.yaml":
+            continue
+        if f.name.startswith("sweep"):
+            assert len(sweep.load(f).points) >= 2
+        else:
+            cfglib.load(f)

@@ -79,3 +79,14 @@ def test_bad_config_is_one_line_exit_2(folder: Path) -> None:
                          cwd=folder, capture_output=True, text=True)
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "strategy.sigma0" in res.stderr and "bad.yaml" in res.stderr
+
+
+def test_eval_protocol_file(folder: Path) -> None:
+    (folder / "proto.yaml").write_text("suites: [maze9, maze15-spacious]\ncount: 4\nrepeats: 2\n")
+    cli("eval", "run", "--tasks", "proto.yaml", "--json", "p.json", cwd=folder)
+    got = json.loads((folder / "p.json").read_text())
+    assert [(r["suite"], r["tasks"], r["lifetimes"]) for r in got] == [("maze9", 4, 8), ("maze15-spacious", 4, 8)]
+    (folder / "bad.yaml").write_text("suite: [maze9]\n")
+    res = subprocess.run([sys.executable, "-m", "evoplastic.cli", "eval", "run", "--tasks", "bad.yaml"],
+                         cwd=folder, capture_output=True, text=True)
+    assert res.returncode == 2 and "evaluation protocol" in res.stderr
