@@ -24,8 +24,9 @@ reward and done flag (0 at the first step of a rollout; zeros if the profile doe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -143,8 +144,14 @@ class _Active:
 
 
 def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, key: np.ndarray,
-               rollouts: int, profile: Profile) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """All rollouts of one batch of lifetimes in lock step. Returns (L, R) arrays and agent-steps."""
+               rollouts: int, profile: Profile,
+               on_step: Callable[[int, VectorMaze], None] | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """All rollouts of one batch of lifetimes in lock step. Returns (L, R) arrays and agent-steps.
+
+    ``on_step(r, maze)``, if given, is called after every env step of rollout ``r`` (an observer:
+    it must not change ``maze``).
+    """
     b, s = maze.batch, maze.max_steps
     prepare = getattr(model, "prepare", None)
     if prepare is not None:
@@ -186,6 +193,8 @@ def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, ke
                 action = prev.copy()  # finished lifetimes do not move whatever they get
                 action[act.idx] = select_actions(y, key[act.idx], 3 * (r * (s + 1) + i), p_fixed)
             obs, reward, _ = maze.step(action, check=False)
+            if on_step is not None:
+                on_step(r, maze)
             prev = np.where(live, action, prev)
             i += 1
         returns[:, r], reached[:, r], steps[:, r] = maze.episode_return(), maze.reached, maze.steps
@@ -217,6 +226,7 @@ def evaluate(
     task_ids: np.ndarray | None = None,
     max_steps: int = MAX_STEPS,
     rms_lambda: float = RMS_LAMBDA,
+    on_step: Callable[[np.ndarray, int, VectorMaze], None] | None = None,
 ) -> LifetimeResult:
     """Run every genome on every task ``repeats`` times and score it (SPEC 2).
 
@@ -225,6 +235,11 @@ def evaluate(
         genome_ids, task_ids: global ids for seeding (default: positions), so that evaluating a
             slice of the genomes or tasks elsewhere gives the same numbers.
         batch: lifetimes run in lock step at a time (memory and cache size; never the result).
+        on_step: an observer called after every env step as ``on_step(lifetimes, r, maze)``:
+            ``lifetimes`` (B,) are the flat lifetime indices ``g * T * repeats + t * repeats + k``
+            of the maze's rows, ``r`` the rollout and ``maze`` the :class:`VectorMaze` (its
+            ``agent``, ``steps``, ``done``, ``reached``), which it must not change. Used by
+            :mod:`evoplastic.trajectory`; None (default) costs nothing.
     """
     prof = get_profile(profile)
     rollouts = prof.rollouts if rollouts is None else int(rollouts)
@@ -251,7 +266,8 @@ def evaluate(
         params = {k: v[g_of[sl]] for k, v in named.items()}
         maze = VectorMaze(tasks.walls, tasks.start, tasks.goal, t_of[sl], prof.encoding, max_steps,
                           validate=False)
-        ret, rea, stp, n = _run_batch(model, params, maze, keys[sl], rollouts, prof)
+        observe = None if on_step is None else functools.partial(on_step, life[sl])
+        ret, rea, stp, n = _run_batch(model, params, maze, keys[sl], rollouts, prof, observe)
         for dst, src in zip(out, (ret, rea, stp)):
             dst[sl] = src
         agent_steps += n

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# The main job. Sets up .venv (if missing) and runs it.
-# For now: the Oracle and Random baselines on every test suite, as tables (results/ holds the JSON).
+# The main job: set up .venv (if missing), then the quickstart end to end:
+#   1. train DecPRNN(PostDN) on 9x9 mazes (experiments/quickstart.yaml) on local Ray workers;
+#      if runs/quickstart already holds a run, resume it (a finished run is left as it is);
+#   2. evaluate its best-validated genome on the SPEC 7 out-of-distribution protocol (9x9, 15x15);
+#   3. write the report (learning curves, per-rollout returns, table, trajectories).
+# RUN_DIR=... overrides the run directory.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" plots
 cd "$ROOT"
-mkdir -p results
-SUITES=maze9,maze15,maze21,maze15-crowded,maze15-spacious
-evoplastic baseline oracle --tasks "$SUITES" --rollouts 3 --json results/baseline-oracle.json
+RUN="${RUN_DIR:-runs/quickstart}"
+start=$(date +%s)
+if [ -d "$RUN/checkpoints" ]; then
+    evoplastic resume "$RUN"
+else
+    evoplastic train experiments/quickstart.yaml --run-dir "$RUN"
+fi
+evoplastic eval "$RUN" --tasks experiments/ood-from-9x9.yaml --json "$RUN/ood.json" --csv "$RUN/ood.csv"
+evoplastic report "$RUN"
 echo
-evoplastic baseline random --tasks "$SUITES" --rollouts 3 --seed 0 --json results/baseline-random.json
-echo
-echo "results written to $ROOT/results/baseline-{oracle,random}.json"
+echo "quickstart finished in $(( $(date +%s) - start )) s"
+echo "run directory: $ROOT/$RUN (metrics.csv, best.npz, ood.json, report/index.md)"

@@ -1,0 +1,411 @@
+"""Reports of a run or a sweep directory: the paper's figures and table from what a run wrote.
+
+``write_report(RUN_OR_SWEEP_DIR)`` writes into ``DIR/report/``: ``learning_curves.png`` (fitness,
+validation and sigma over generations and wall time), ``rollouts.png`` (Figure 2: return +- SE and
+goal rate per rollout, from the ``eval/<suite>.json`` files of ``evoplastic eval``), ``table.md``
+and ``table.csv`` (Table 1: N_Gene, N_Mem, N_Mem/N_Gene, best validation, score +- SE and
+last-rollout goal rate per suite), ``trajectories.png`` (Figure 4: the best genome's paths in the
+rollouts of one lifetime, in a few mazes) and ``index.md`` (what was written, skipped, and why).
+
+A sweep directory holds ``sweep.yaml`` and one run directory per point (direct subdirectories
+with a ``config.yaml``). matplotlib (the ``plots`` extra) is imported only here, and no pyplot
+state is touched: figures are plain ``matplotlib.figure.Figure`` objects saved as PNG.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evoplastic import config as cfglib
+from evoplastic.atomic import write_atomic
+
+MISSING_MATPLOTLIB = "matplotlib is needed for reports: pip install 'evoplastic[plots]'"
+CURVES = ("best_fitness", "mean_fitness", "validation", "best_validation", "sigma", "seconds")
+RESULT_KEYS = ("rollout_mean", "rollout_se", "goal_rate", "weighted_mean", "weighted_se")
+
+
+@dataclass
+class Run:
+    """What the report reads from one run directory.
+
+    Attributes:
+        metrics: column -> (G,) float64 from metrics.csv (NaN where a row has no value);
+            empty if the run has no metrics yet.
+        evals: suite name -> result dict (the results schema), in file-name order.
+        notes: problems met while reading (unreadable eval files, ...).
+    """
+
+    path: Path
+    name: str
+    cfg: cfglib.ExperimentConfig
+    metrics: dict[str, np.ndarray]
+    evals: dict[str, dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    def best_validation(self) -> tuple[float, int] | None:
+        """(best validation score, its generation) from metrics.csv, or None before any."""
+        v = self.metrics.get("validation")
+        if v is None or np.isnan(v).all():
+            return None
+        i = int(np.nanargmax(v))  # first maximum: the trainer keeps the first of equal scores
+        return float(v[i]), int(self.metrics["generation"][i])
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+def read_metrics(path: Path) -> dict[str, np.ndarray]:
+    """metrics.csv as columns of float64 (empty cells and missing columns -> NaN); {} if the file
+    is missing or has no rows."""
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    keys = list(dict.fromkeys(["generation", *CURVES, *(rows[0] if rows else [])]))
+    return {k: np.array([float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows])
+            for k in keys} if rows else {}
+
+
+def read_evals(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The ``eval/*.json`` results of a run (suite -> result) and notes on files skipped."""
+    out: dict[str, dict[str, Any]] = {}
+    notes = []
+    for p in sorted((run_dir / "eval").glob("*.json"), key=_natural):
+        try:
+            res = json.loads(p.read_text())
+        except (OSError, ValueError) as exc:
+            notes.append(f"`{p}` skipped: unreadable ({type(exc).__name__})")
+            continue
+        if not isinstance(res, dict) or any(k not in res for k in RESULT_KEYS):
+            notes.append(f"`{p}` skipped: not one result of the results schema")
+            continue
+        out[str(res.get("suite") or p.stem)] = res
+    return out, notes
+
+
+def _natural(p: Path) -> list:
+    """Sort key: maze9 before maze15."""
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", p.name)]
+
+
+def load_run(path: Path, name: str | None = None) -> Run:
+    """Read a run directory's config, metrics and evaluation results."""
+    path = Path(path)
+    cfg = cfglib.load(path / "config.yaml")
+    evals, notes = read_evals(path)
+    return Run(path, name or path.name, cfg, read_metrics(path / "metrics.csv"), evals, notes)
+
+
+def discover(path: Path) -> tuple[str, list[Run]]:
+    """("run", [run]) or ("sweep", [run per point]) for a run or sweep directory."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such run or sweep directory")
+    if (path / "config.yaml").exists() and not (path / "sweep.yaml").exists():
+        return "run", [load_run(path)]
+    points = sorted(p for p in path.iterdir() if p.is_dir() and (p / "config.yaml").exists())
+    if not points:
+        raise ValueError(f"{path}: neither a run directory (config.yaml) nor a sweep directory "
+                         "(sweep.yaml and run directories)")
+    return "sweep", [load_run(p) for p in points]
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+def _matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        raise ImportError(MISSING_MATPLOTLIB) from None
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig, path: Path) -> Path:
+    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _line(ax, x: np.ndarray, y: np.ndarray, **kw) -> None:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.any():
+        ax.plot(x[ok], y[ok], **kw)
+
+
+def plot_learning_curves(runs: list[Run], path: Path) -> Path:
+    """Training fitness, validation and sigma against generations and cumulative wall time.
+
+    One colour per run (runs without metrics keep theirs unused, so colours match the other
+    figures)."""
+    fig = _figure(11, 8.5)
+    axes = fig.subplots(3, 2, sharex="col")
+    for run, color in zip(runs, _colors(len(runs))):
+        m = run.metrics
+        if not m:
+            continue
+        label = run.name if len(runs) > 1 else None
+        clock = np.nancumsum(np.nan_to_num(m["seconds"], nan=0.0))
+        for col, x in enumerate((m["generation"], clock)):
+            _line(axes[0, col], x, m["best_fitness"], color=color, label=label)
+            _line(axes[0, col], x, m["mean_fitness"], color=color, ls="--")
+            _line(axes[1, col], x, m["validation"], color=color, marker=".", label=label)
+            _line(axes[1, col], x, m["best_validation"], color=color, ls=":", drawstyle="steps-post")
+            _line(axes[2, col], x, m["sigma"], color=color, label=label)
+    for col, xlabel in enumerate(("generation", "wall time (s, cumulative)")):
+        axes[0, col].set_ylabel("training fitness\n(solid best, dashed mean)")
+        axes[1, col].set_ylabel("validation of the mean\n(dotted: best so far)")
+        axes[2, col].set_ylabel("sigma")
+        axes[2, col].set_yscale("log")
+        axes[2, col].set_xlabel(xlabel)
+    if len(runs) > 1:
+        axes[0, 1].legend(fontsize="small", loc="best")
+    fig.suptitle(_title(runs))
+    return _save(fig, path)
+
+
+def _title(runs: list[Run]) -> str:
+    if len(runs) == 1:
+        c = runs[0].cfg
+        return f"{runs[0].name}: {c.model.id} (hidden {c.model.hidden}), {c.tasks.size}x{c.tasks.size} mazes"
+    return f"sweep of {len(runs)} points: {runs[0].path.parent.name}"
+
+
+def plot_rollouts(runs: list[Run], path: Path) -> Path:
+    """Figure 2: mean return +- SE and goal rate per rollout; one line per suite (a run) or a
+    column per suite with one line per point, one colour per point (a sweep)."""
+    if len(runs) == 1:
+        panels = [(runs[0].name, [(s, res, c) for (s, res), c in
+                                  zip(runs[0].evals.items(), _colors(len(runs[0].evals)))])]
+    else:
+        colors = _colors(len(runs))
+        panels = [(s, [(r.name, r.evals[s], c) for r, c in zip(runs, colors) if s in r.evals])
+                  for s in _suites(runs)]
+    fig = _figure(4.2 * len(panels) + 1.5, 6.5)
+    axes = fig.subplots(2, len(panels), squeeze=False, sharey="row")
+    for col, (title, lines) in enumerate(panels):
+        for label, res, color in lines:
+            x = np.arange(1, len(res["rollout_mean"]) + 1)
+            mean, se = np.array(res["rollout_mean"]), np.array(res["rollout_se"])
+            axes[0, col].plot(x, mean, marker="o", color=color, label=f"{label} (n={res.get('lifetimes', '?')})")
+            axes[0, col].fill_between(x, mean - se, mean + se, color=color, alpha=0.25)
+            axes[1, col].plot(x, 100 * np.array(res["goal_rate"]), marker="o", color=color)
+        axes[0, col].set_title(title)
+        axes[0, col].legend(fontsize="small", loc="best")
+        axes[1, col].set_xlabel("rollout in the lifetime")
+        for ax in axes[:, col]:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0, 0].set_ylabel("return (mean ± SE)")
+    axes[1, 0].set_ylabel("goal reached (%)")
+    return _save(fig, path)
+
+
+def _suites(runs: list[Run]) -> list[str]:
+    """Evaluated suite names, in order of first appearance."""
+    return list(dict.fromkeys(s for r in runs for s in r.evals))
+
+
+def plot_trajectories(run: Run, path: Path, mazes: int = 3, suite: str | None = None,
+                      seed: int = 0) -> tuple[Path, str]:
+    """Figure 4: the best genome's path in each rollout (columns) of one lifetime per maze (rows).
+
+    Mazes: the first ``mazes`` of ``suite``, or new ones of the run's training size and crowd
+    ratio (generator seed ``seed``). Returns the file and a one-line description.
+    """
+    from evoplastic import trajectory
+
+    genome, model, source = _best_genome(run)
+    tasks = _report_tasks(run.cfg, mazes, suite, seed)
+    lt = run.cfg.lifetime
+    tr = trajectory.trace(model, genome, tasks, rollouts=lt.rollouts, seed=seed, profile=lt.profile)
+    fig = _figure(2.6 * tr.returns.shape[1] + 0.5, 2.7 * len(tasks) + 1.0)
+    trajectory.draw(fig, tasks, tr)
+    what = f"{run.name}: {source} of {model.id} (hidden {model.hidden})\n{len(tasks)} mazes of {tasks.name}"
+    fig.suptitle(f"{what}, profile {lt.profile}, seed {seed}; path: dark early, yellow late")
+    return _save(fig, path), what.replace("\n", " in ")
+
+
+def _best_genome(run: Run):
+    from evoplastic import genome as genome_io
+    from evoplastic.models import get_model
+
+    for name, what in (("best.npz", "best-validated genome"), ("mean.npz", "mean genome")):
+        if (run.path / name).exists():
+            g, meta = genome_io.load(run.path / name)
+            gen = f" (generation {meta['generation']})" if "generation" in meta else ""
+            return g, get_model(run.cfg.model.id, run.cfg.model.hidden), what + gen
+    raise FileNotFoundError(f"{run.path}: no best.npz or mean.npz genome yet")
+
+
+def _report_tasks(cfg: cfglib.ExperimentConfig, count: int, suite: str | None, seed: int):
+    from evoplastic.envs import tasks as tasklib
+
+    if suite is not None:
+        return tasklib.load(suite).head(count)
+    t = cfg.tasks
+    return tasklib.generate(count, t.size, t.crowd_ratio, seed, name=f"{t.size}x{t.size}, crowd {t.crowd_ratio:g}")
+
+
+# -- table --------------------------------------------------------------------------------------
+
+def table_rows(runs: list[Run]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Table 1: (suite names, one row of raw values per run)."""
+    from evoplastic.models import get_model
+
+    suites = _suites(runs)
+    rows = []
+    for run in runs:
+        m = get_model(run.cfg.model.id, run.cfg.model.hidden)
+        best = run.best_validation()
+        gens = run.metrics.get("generation")
+        row = {"run": run.name, "model": m.id, "hidden": m.hidden, "n_gene": m.n_gene, "n_mem": m.n_mem,
+               "bottleneck": m.n_mem / m.n_gene, "generations": int(np.nanmax(gens)) if gens is not None else None,
+               "best_validation": best[0] if best else None, "best_generation": best[1] if best else None}
+        for s in suites:
+            res = run.evals.get(s)
+            row[f"{s}:mean"] = res["weighted_mean"] if res else None
+            row[f"{s}:se"] = res["weighted_se"] if res else None
+            row[f"{s}:goal_last"] = res["goal_rate"][-1] if res else None
+        rows.append(row)
+    return suites, rows
+
+
+def format_markdown(suites: list[str], rows: list[dict[str, Any]]) -> str:
+    """The table as Markdown: score ``mean ± SE`` and last-rollout goal rate per suite."""
+    head = ["run", "model", "hidden", "N_Gene", "N_Mem", "N_Mem/N_Gene", "generations",
+            "best validation (generation)"]
+    for s in suites:
+        head += [f"{s} score", f"{s} goal (last)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        best = "—" if r["best_validation"] is None else f"{r['best_validation']:+.3f} ({r['best_generation']})"
+        cells = [r["run"], r["model"], str(r["hidden"]), f"{r['n_gene']:,}", f"{r['n_mem']:,}",
+                 f"{r['bottleneck']:.3f}", "—" if r["generations"] is None else str(r["generations"]), best]
+        for s in suites:
+            if r[f"{s}:mean"] is None:
+                cells += ["—", "—"]
+            else:
+                cells += [f"{r[f'{s}:mean']:+.3f} ± {r[f'{s}:se']:.3f}", f"{100 * r[f'{s}:goal_last']:.1f}%"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(runs: list[Run], out: Path) -> list[Path]:
+    """``table.md`` and ``table.csv`` (the same numbers, unrounded, one column per value)."""
+    suites, rows = table_rows(runs)
+    md = "# Results\n\nScore: the weighted rollout score (SPEC 2) over lifetimes, mean ± standard " \
+         "error; goal: the share of lifetimes whose last rollout reached the goal.\n\n"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    return [_write_text(out / "table.md", md + format_markdown(suites, rows)),
+            _write_text(out / "table.csv", buf.getvalue())]
+
+
+def _write_text(path: Path, text: str) -> Path:
+    return write_atomic(path, lambda f: f.write(text.encode()))
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+def write_report(path: Path, out: Path | None = None, mazes: int = 3, suite: str | None = None,
+                 seed: int = 0) -> list[Path]:
+    """Write the report of a run or sweep directory ``path`` into ``out`` (default ``path/report``).
+
+    Args:
+        mazes, suite, seed: the trajectory figure's mazes (see :func:`plot_trajectories`).
+
+    Returns:
+        The files written, ``index.md`` last.
+
+    Raises:
+        ImportError: matplotlib is missing (a one-line message naming the ``plots`` extra).
+    """
+    _matplotlib()
+    if mazes < 1:
+        raise ValueError(f"mazes must be >= 1, got {mazes}")
+    path = Path(path)
+    kind, runs = discover(path)
+    out = path / "report" if out is None else Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[tuple[Path, str]] = []
+    skipped: list[str] = []
+    notes = [n for r in runs for n in r.notes]
+    _add_curves(runs, out, written, skipped)
+    _add_rollouts(runs, out, written, skipped)
+    for p in write_table(runs, out):
+        written.append((p, "Table 1: model sizes, best validation, scores per evaluated suite"))
+    _add_trajectories(runs, out, written, skipped, (mazes, suite, seed))
+    index = _write_text(out / "index.md", format_index(path, kind, runs, written, skipped, notes))
+    return [p for p, _ in written] + [index]
+
+
+def _add_curves(runs: list[Run], out: Path, written: list, skipped: list) -> None:
+    skipped += [f"learning curves of `{r.name}`: no metrics.csv rows yet" for r in runs if not r.metrics]
+    if not any(r.metrics for r in runs):
+        _skip(out / "learning_curves.png", skipped, "no run has metrics.csv rows yet")
+        return
+    written.append((plot_learning_curves(runs, out / "learning_curves.png"),
+                    "training fitness, validation and sigma over generations and wall time"))
+
+
+def _skip(path: Path, skipped: list, why: str) -> None:
+    """Note a figure not drawn, and remove an older report's copy so index.md tells the truth."""
+    path.unlink(missing_ok=True)
+    skipped.append(f"`{path.name}`: {why}")
+
+
+def _add_rollouts(runs: list[Run], out: Path, written: list, skipped: list) -> None:
+    if not any(r.evals for r in runs):
+        where = f"`{runs[0].path}`" if len(runs) == 1 else "any point"
+        _skip(out / "rollouts.png", skipped, f"no evaluation results (`eval/*.json`) in {where}; write "
+              "them with `evoplastic eval RUN_DIR --tasks maze9,maze15` and report again")
+        return
+    written.append((plot_rollouts(runs, out / "rollouts.png"),
+                    "Figure 2: return and goal rate per rollout, suites " + ", ".join(_suites(runs))))
+    skipped += [f"`{r.name}` in `rollouts.png`: no `eval/*.json`" for r in runs if not r.evals]
+
+
+def _add_trajectories(runs: list[Run], out: Path, written: list, skipped: list, opts: tuple) -> None:
+    have = [r for r in runs if (r.path / "best.npz").exists() or (r.path / "mean.npz").exists()]
+    if not have:
+        _skip(out / "trajectories.png", skipped, "no genome file (best.npz or mean.npz) in any run")
+        return
+    run = max(have, key=lambda r: (r.best_validation() or (-math.inf,))[0])  # the first of equals
+    p, what = plot_trajectories(run, out / "trajectories.png", *opts)
+    best = " (the point with the best validation)" if len(runs) > 1 else ""
+    written.append((p, f"Figure 4: {what}{best}"))
+
+
+def format_index(path: Path, kind: str, runs: list[Run], written: list[tuple[Path, str]],
+                 skipped: list[str], notes: list[str]) -> str:
+    """index.md: the source directory, the files written, what was skipped and why."""
+    what = "run directory" if kind == "run" else f"sweep directory ({len(runs)} points: " \
+        + ", ".join(r.name for r in runs) + ")"
+    lines = [f"# Report of `{path}`", "", f"A {what}.", "", "## Written", ""]
+    lines += [f"- [{p.name}]({p.name}): {desc}" for p, desc in written]
+    lines += ["- [index.md](index.md): this file", ""]
+    if skipped:
+        lines += ["## Skipped", ""] + [f"- {s}" for s in skipped] + [""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
