@@ -203,6 +203,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from evoplastic.report import write_report
+
+    try:
+        files = write_report(Path(args.path), Path(args.out) if args.out else None,
+                             mazes=args.mazes, suite=args.suite, seed=args.seed)
+    except ImportError as exc:  # matplotlib missing: main() does not map ImportError
+        print(f"evoplastic: error: {exc}", file=sys.stderr)
+        return 2
+    for f in files:
+        print(f)
+    return 0
+
+
 def _cmd_bench_generation(args: argparse.Namespace) -> int:
     from evoplastic.bench import bench_generation, format_generation
     from evoplastic.results import write_json
@@ -368,6 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT")
     sw.add_argument("--parallel", type=_positive, default=None, help="points side by side (default: sweep file)")
     sw.set_defaults(func=_cmd_sweep)
+
+    r = sub.add_parser("report", help="figures and tables of a run or sweep directory (needs evoplastic[plots])")
+    r.add_argument("path", metavar="RUN_OR_SWEEP_DIR")
+    r.add_argument("--out", metavar="DIR", default=None, help="default: RUN_OR_SWEEP_DIR/report")
+    r.add_argument("--mazes", type=_positive, default=3, help="mazes in the trajectory figure (default 3)")
+    r.add_argument("--suite", default=None, help="draw the trajectories' mazes from this suite")
+    r.add_argument("--seed", type=_nonneg, default=0)
+    r.set_defaults(func=_cmd_report)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")

@@ -90,3 +90,21 @@ def test_eval_protocol_file(folder: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "evoplastic.cli", "eval", "run", "--tasks", "bad.yaml"],
                          cwd=folder, capture_output=True, text=True)
     assert res.returncode == 2 and "evaluation protocol" in res.stderr
+
+
+def test_report_of_run_and_sweep(folder: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = cli("report", "run", cwd=folder)
+    files = [Path(line) for line in out.stdout.split()]
+    names = {f.name for f in files}
+    assert {"learning_curves.png", "rollouts.png", "trajectories.png", "table.md", "index.md"} <= names
+    for f in files:
+        p = f if f.is_absolute() else folder / f
+        assert p.stat().st_size > 0
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (folder / "run" / "report" / "table.md").read_text()
+    assert "decprnn-postdn" in table and "maze9" in table and "±" in table
+    cli("report", "sw", cwd=folder)  # the sweep of test_sweep_twice_skips_finished_points
+    assert len([ln for ln in (folder / "sw" / "report" / "table.md").read_text().splitlines()
+                if ln.startswith("| seed-")]) == 2
