@@ -118,6 +118,8 @@ class SlowNet:
         self.E = np.zeros((H, H), F32)
         if self.id == "prnn-et":  # ET also evolves the initial W_h; Scratch-ET starts it at 0
             self.W_h = self.g["W_h0"].copy()
+        self.x = np.zeros(H, F32)  # NM-RNN / LR-RNN output-generating state
+        self.z = np.zeros(8, F32)  # NM-RNN modulatory state (M = 8, the default)
 
     def step_et(self, x: np.ndarray) -> np.ndarray:
         """SPEC 3 ET, PostDN: W_x static; W_h plastic through the trace E. Gene g[0] and
@@ -136,6 +138,28 @@ class SlowNet:
         self.h = h
         return y
 
+    def step_nm(self, u: np.ndarray) -> np.ndarray:
+        """Issue 7, NM-RNN (Costacurta et al. 2024) and LR-RNN (s = 1), rank K = 4, M = 8:
+        z_t = (1 - a_z) z_{t-1} + a_z tanh(W_z z_{t-1} + B_z u_t + b_z); s_t = sigmoid(A z_t + c);
+        x_t = (1 - a) x_{t-1} + a (sum_k s_t[k] l_k (r_k . tanh(x_{t-1})) + B u_t + b);
+        y_t = W_o tanh(x_t) + b_o; a = sigmoid(gene a), a_z = sigmoid(gene a_z)."""
+        g, K = self.g, 4
+        s = np.ones(K, F32)
+        if self.id == "nm-rnn":
+            a_z = sig(g["a_z"][0])
+            z_prev = self.z
+            self.z = (F32(1) - a_z) * self.z + a_z * np.tanh(g["W_z"] @ self.z + g["B_z"] @ u + g["b_z"])
+            s = sig(g["A"] @ (z_prev if self.mutant == "s-from-previous-z" else self.z) + g["c"])
+        r = np.tanh(self.x)
+        rec = np.zeros(self.H, F32)
+        for k in range(K):  # sum_k s_k l_k (r_k . tanh(x_{t-1}))
+            rec += s[k] * g["L"][:, k] * np.dot(g["R"][:, k], r)
+        a = sig(g["a"][0])
+        if self.mutant == "swap-leak":
+            a = F32(1) - a
+        self.x = (F32(1) - a) * self.x + a * (rec + g["B"] @ u + g["b"])
+        return g["W_o"] @ np.tanh(self.x) + g["b_o"]
+
     def modulators(self, x, h_prev, h_new) -> tuple:
         g = self.g
         if self.modulation == "post":  # m = sigmoid(W_m h_t + b_m)
@@ -148,6 +172,8 @@ class SlowNet:
         g, fam = self.g, self.id.split("-")[0]
         if self.id in ("prnn-et", "prnn-scratch-et"):
             return self.step_et(x)
+        if self.id in ("nm-rnn", "lr-rnn"):
+            return self.step_nm(x)
         if fam in ("decprnn", "prnn"):
             h_prev = self.h
             h = np.tanh(self.W_h @ h_prev + self.W_x @ x + g["b"])
@@ -344,6 +370,14 @@ def genomes_for(model_id: str, hidden: int, count: int = 2, h_damp: float = 0.1)
             named[name] = named[name] * F32(h_damp)
         if model_id in ("decprnn", "decpdnn") and name[-2:] in DEC_VECTORS:
             named[name] = named[name] * F32(0.3)  # no 0.2 m: keep the update size of the others
+    if model_id in ("nm-rnn", "lr-rnn"):
+        # Far from linear (at 0.05 tanh(x) ~ x and s ~ 0.5 and wrong oracles pass): modulatory
+        # net std 0.5, L and R std 0.5 at hidden 8, scaled so that L R^T stays ~ as strong at
+        # hidden 64 (stronger, it turns chaotic and float32 rounding flips actions).
+        for name in ("L", "R", "W_z", "B_z", "A"):
+            if name in named:
+                f = 10.0 * (np.sqrt(8 / hidden) if name in ("L", "R") else 1.0)
+                named[name] = named[name] * F32(f)
     if model_id == "prnn-et":  # initial W_h beyond the [-5, 5] clip, so the clip acts at step 1
         named["W_h0"][:, 0, 0], named["W_h0"][:, 2, 1] = 6.0, -5.5
     return model.pack(named)
@@ -416,6 +450,8 @@ def test_reference_profile_matches_oracle(model_id: str, hidden: int, tasks9, mo
     ("decprnn", 8, "evoplastic", "output-after-update"),  # y from the updated weights
     ("decprnn-postdn", 8, "reference-2022-08", "no-first-p"),  # sigmoid(2 y4) in rollout 1 too
     ("prnn-et", 8, "evoplastic", "no-clip"),  # ET without the [-5, 5] clip of W_h
+    ("nm-rnn", 8, "evoplastic", "s-from-previous-z"),  # s_t = sigmoid(A z_{t-1} + c)
+    ("lr-rnn", 8, "evoplastic", "swap-leak"),  # a x_{t-1} + (1 - a) drive (a ~ 0.5 here)
 ])
 def test_comparison_rejects_wrong_oracle(model_id, hidden, profile, mutant, tasks9, monkeypatch) -> None:
     """The comparison can fail: an oracle with one SPEC detail wrong is rejected, while the right

@@ -1,4 +1,4 @@
-"""The model zoo of the paper's Table 1 (SPEC 3), by command-line id."""
+"""The model zoo of the paper's Table 1 (SPEC 3), and NM-RNN / LR-RNN (issue 7), by command-line id."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from evoplastic.models.base import N_IN, N_OUT, Model
 from evoplastic.models.dec import DecPDNN, DecPRNN
 from evoplastic.models.et import PRNNET
 from evoplastic.models.meta import MetaDNN, MetaLSTM, MetaRNN
+from evoplastic.models.nm import NMRNN
 
 _FACTORIES = {
     "decprnn": lambda h: DecPRNN(h, "none"),
@@ -24,6 +25,9 @@ _FACTORIES = {
     "meta-lstm": lambda h: MetaLSTM(h),
     "meta-dnn": lambda h: MetaDNN(h),
     "dnn": lambda h: MetaDNN(h, inputs=9),
+    # New ids go last: the oracle tests seed their genomes from the position in MODEL_IDS.
+    "nm-rnn": lambda h: NMRNN(h),
+    "lr-rnn": lambda h: NMRNN(h, modulator=0),
 }
 MODEL_IDS = tuple(_FACTORIES)
 
