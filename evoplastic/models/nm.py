@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evoplastic.models.base import F32, N_IN, N_OUT, Model, keep_dead, linear, sigmoid
+from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class NMRNN(Model):
 
     rank: int = 4  # K
     modulator: int = 8  # M; 0 gives LR-RNN (s_t = 1)
+
+    maskable = True  # the mask gates the N output-generating units x, not the modulatory z
 
     @property
     def id(self) -> str:  # type: ignore[override]
@@ -90,6 +92,6 @@ class NMRNN(Model):
             mem["z"] = keep_dead(z, z_prev, live)
         a = p["_a"]
         drive = linear(p["L"], proj) + linear(p["B"], x, p["b"])
-        h = (F32(1) - a) * x_prev + a * drive
+        h = gate(p, (F32(1) - a) * x_prev + a * drive)  # a masked unit stays at x = 0, tanh 0 = 0
         mem["x"] = keep_dead(h, x_prev, live)
         return linear(p["W_o"], np.tanh(h), p["b_o"])
