@@ -10,6 +10,8 @@ The per-lifetime oracle of masked models is in tests/test_lifetime_reference.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from evoplastic.models import MASKABLE_IDS, MODEL_IDS, get_model
 
 F32 = np.float32
 FEED_FORWARD = ("decpdnn", "decpdnn-predn", "decpdnn-postdn", "meta-dnn", "dnn")
+SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +155,113 @@ def test_masked_units_stay_zero_and_drive_nothing(model_id: str) -> None:
               for a in (gi, gi_other)]
     x = gen.standard_normal((2, 15)).astype(F32)
     assert not np.array_equal(inner.step(pi, inner.init_memory(2, pi), x), inner.step(qi, inner.init_memory(2, qi), x))
+
+
+# -- the frugality cost (SPEC 2 fitness, issue 7) ----------------------------------------------
+
+def rms(g: np.ndarray) -> np.ndarray:
+    return np.sqrt((g.astype(np.float64) ** 2).mean(1))
+
+
+@pytest.mark.parametrize("mask, fraction", [(np.full(8, 0.5), 1.0),
+                                            (np.array([1, -1, 1, -1, 0, 0.1, -0.1, 2]), 0.5)])
+def test_frugality_is_paid_once(mask, fraction, tasks9) -> None:
+    inner = get_model("decprnn-postdn", 8)
+    model = get_model("decprnn-postdn+mask", 8)
+    g = inner_genomes("decprnn-postdn", 3)
+    gm = with_mask(g, mask)
+    free = lifetime.evaluate(model, gm, tasks9, repeats=2, seed=5)
+    paid = lifetime.evaluate(model, gm, tasks9, repeats=2, seed=5, frugality=0.05)
+    np.testing.assert_array_equal(free.active_fraction, fraction)
+    np.testing.assert_array_equal(paid.active_fraction, fraction)
+    for f in ("returns", "reached", "steps"):
+        np.testing.assert_array_equal(getattr(paid, f), getattr(free, f))
+    # fitness(0.05) = fitness(0) - 0.05 * active fraction: 0.05 for all active, 0.025 for half.
+    np.testing.assert_allclose(free.fitness - paid.fitness, 0.05 * fraction, rtol=0, atol=1e-15)
+    assert paid.summary(0)["active_fraction"] == fraction and paid.meta["frugality"] == 0.05
+    if fraction == 1.0:
+        # All active: the unmasked model's fitness, but for the RMS term of the 8 extra genes.
+        ref = lifetime.evaluate(inner, g, tasks9, repeats=2, seed=5)
+        for f in ("returns", "reached", "steps"):
+            np.testing.assert_array_equal(getattr(free, f), getattr(ref, f))
+        np.testing.assert_allclose(free.fitness - ref.fitness, -1e-6 * (rms(gm) - rms(g)), rtol=0, atol=1e-15)
+        assert ref.active_fraction is None and "active_fraction" not in ref.summary(0)
+
+
+def test_runner_pays_frugality_once(tasks9) -> None:
+    """The training path: units on slices of genomes and tasks, fitness assembled by the runner."""
+    from evoplastic import runner
+
+    model = get_model("nm-rnn+mask", 8)
+    g = with_mask(inner_genomes("nm-rnn", 5), np.random.default_rng(4).standard_normal((5, 8)))
+    spec = runner.EvalSpec("nm-rnn+mask", 8, frugality=0.05)
+    res = runner.InProcessBackend(spec, chunks_per_worker=7).evaluate(g, tasks9, 2, 5)
+    ref = lifetime.evaluate(model, g, tasks9, repeats=2, seed=5, frugality=0.05)
+    np.testing.assert_array_equal(res.fitness, ref.fitness)
+    np.testing.assert_array_equal(res.active_fraction, model.active_fraction(g))
+    free = runner.InProcessBackend(runner.EvalSpec("nm-rnn+mask", 8), chunks_per_worker=7).evaluate(g, tasks9, 2, 5)
+    np.testing.assert_allclose(free.fitness - res.fitness, 0.05 * model.active_fraction(g), rtol=0, atol=1e-15)
+
+
+def test_frugality_needs_a_mask(tasks9) -> None:
+    g = inner_genomes("meta-rnn", 1)
+    with pytest.raises(ValueError, match=r"needs a model with a structure mask; meta-rnn has none \(use meta-rnn\+mask\)"):
+        lifetime.evaluate(get_model("meta-rnn", 8), g, tasks9, frugality=0.05)
+    with pytest.raises(ValueError, match="needs a model with a structure mask"):
+        lifetime.fitness_of(np.zeros((1, 1, 3)), np.ones(3), g, frugality=0.05)
+    # Frugality 0 (the default) is no cost at all, with or without a mask.
+    np.testing.assert_array_equal(lifetime.fitness_of(np.zeros((1, 1, 3)), np.ones(3), g, frugality=0.0),
+                                  lifetime.fitness_of(np.zeros((1, 1, 3)), np.ones(3), g))
+
+
+# -- configuration and training ----------------------------------------------------------------
+
+def test_config_checks_masks_and_frugality() -> None:
+    from evoplastic import config as cfglib
+
+    smoke = SMOKE
+    cfg = cfglib.load(smoke, ["model.id=decprnn-postdn+mask", "model.frugality=0.05"])
+    assert cfg.model.id == "decprnn-postdn+mask" and cfg.model.frugality == 0.05
+    for overrides, message in (
+        (["model.frugality=0.05"], r"model\.frugality: a frugality cost needs a model with a structure mask"),
+        (["model.id=decpdnn+mask"], r"model\.id: 'decpdnn\+mask': .* decpdnn is feed-forward"),
+        (["model.id=meta-rnn+mask", "model.frugality=-0.1"], r"model\.frugality: must be >= 0"),
+        (["model.id=decprnn-postd+mask"], r"model\.id: unknown id 'decprnn-postd'; did you mean 'decprnn-postdn'\?"),
+    ):
+        with pytest.raises(cfglib.ConfigError, match=r"^\S*smoke\.yaml: " + message):
+            cfglib.load(smoke, overrides)
+    # Runs written before model.frugality existed keep their config hash (so they still resume).
+    assert cfglib.load(smoke).science_hash() == "6f6d27a01ae59439"
+    assert cfglib.load(smoke, ["model.id=meta-rnn+mask", "model.frugality=0.05"]).science_hash() != \
+        cfglib.load(smoke, ["model.id=meta-rnn+mask"]).science_hash()
+
+
+def test_training_logs_the_mean_genomes_active_fraction(tmp_path) -> None:
+    import csv
+
+    from evoplastic import config as cfglib
+    from evoplastic import genome as genome_io
+    from evoplastic import train
+
+    fast = ["strategy.popsize=8", "tasks.repeats=1", "validation.count=4", "validation.interval=2",
+            "tasks.schedule=[[0, 1]]", "workers.backend=inprocess", "model.hidden=8",
+            "strategy.sigma0=0.05"]
+    smoke = SMOKE
+    cfg = cfglib.load(smoke, fast + ["model.id=lr-rnn+mask", "model.frugality=0.05"])
+    t = train.Trainer(cfg, tmp_path / "masked")
+    t.start()
+    t.run(3)
+    t.close()
+    rows = list(csv.DictReader(open(tmp_path / "masked" / "metrics.csv")))
+    assert [int(r["generation"]) for r in rows] == [0, 1, 2, 3]
+    mean, _ = genome_io.load(tmp_path / "masked" / "mean.npz")
+    model = get_model("lr-rnn+mask", 8)
+    assert float(rows[-1]["active_fraction"]) == model.active_fraction(mean)[0]
+    assert all(0.0 <= float(r["active_fraction"]) <= 1.0 for r in rows)
+    # Unmasked runs keep their columns.
+    cfg = cfglib.load(smoke, fast + ["model.id=lr-rnn"])
+    t = train.Trainer(cfg, tmp_path / "plain")
+    t.start()
+    t.run(1)
+    t.close()
+    assert "active_fraction" not in (tmp_path / "plain" / "metrics.csv").read_text().splitlines()[0]
