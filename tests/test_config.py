@@ -108,3 +108,17 @@ def test_round_trip_and_hash(tmp_path: Path) -> None:
     assert cfglib.load(tmp_path / "exp.yaml", ["seed=1"]).science_hash() != cfg.science_hash()
     with pytest.raises(Exception):
         cfg.seed = 3  # frozen
+
+
+def test_experiment_files_load_and_comparisons_share_their_budget() -> None:
+    root = ROOT / "experiments"
+    cfgs = {p.stem: cfglib.load(p) for p in sorted(root.glob("*.yaml"))}
+    assert "smoke" in cfgs
+    compare = {k: v.to_dict() for k, v in cfgs.items() if k.startswith("compare-9x9-")}
+    assert set(compare) == {f"compare-9x9-{m}" for m in
+                            ("decprnn-postdn", "nm-rnn", "lr-rnn", "meta-rnn", "decprnn-postdn-mask")}
+    budgets = [{k: v for k, v in d.items() if k not in ("name", "model")} for d in compare.values()]
+    assert all(b == budgets[0] for b in budgets)  # equal ES budget: only the model differs
+    assert budgets[0]["strategy"]["popsize"] == 48 and budgets[0]["generations"] == 300
+    assert cfgs["compare-9x9-decprnn-postdn-mask"].model.frugality == 0.05
+    assert cfgs["compare-9x9-decprnn-postdn-mask"].model.id == "decprnn-postdn+mask"
