@@ -146,7 +146,8 @@ def test_nm_rnn_with_unit_gains_equals_lr_rnn_bit_for_bit(hidden: int, monkeypat
         np.testing.assert_array_equal(getattr(res_nm, f), getattr(res_lr, f))
     # Fitness differs only by the RMS term of the longer genome (SPEC 2).
     rms = lambda g: np.sqrt((g.astype(np.float64) ** 2).mean(1))  # noqa: E731
-    np.testing.assert_allclose(res_nm.fitness - res_lr.fitness, -1e-6 * (rms(g_nm) - rms(g_lr)), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(res_nm.fitness - res_lr.fitness, -1e-6 * (rms(g_nm) - rms(g_lr)),
+                               rtol=0, atol=1e-15)
 
 
 def test_nm_rnn_gains_change_behaviour(monkeypatch) -> None:
