@@ -115,7 +115,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 # -- models, eval, bench -------------------------------------------------------------------------
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from evoplastic.models import MODEL_IDS, get_model
+    from evoplastic.models import MASKABLE_IDS, MODEL_IDS, get_model
     from evoplastic.results import write_json
 
     rows = [get_model(m, args.hidden).describe() for m in MODEL_IDS]
@@ -126,6 +126,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
         for r in rows:
             print(f"{r['id']:<16} {r['hidden']:>6} {r['n_gene']:>8,} {r['n_mem']:>7,} "
                   f"{r['bottleneck']:>13.3f}  {r['doc']}")
+        print("\n<id>+mask adds a structure mask (one gene per hidden unit, N_Gene + hidden; a unit is "
+              "active where its gene > 0)\n"
+              f"to a recurrent model: {', '.join(MASKABLE_IDS)}")
     return 0
 
 

@@ -27,8 +27,11 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    id: str = "decprnn-postdn"  # a model id of `evoplastic models`
+    id: str = "decprnn-postdn"  # a model id of `evoplastic models`; `<recurrent id>+mask`: structure mask
     hidden: int = 64
+    # Fitness cost per unit of active fraction of a masked model (issue 7): fitness -= frugality *
+    # (active hidden units / hidden). Needs a `+mask` model when > 0.
+    frugality: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class ExperimentConfig:
         d = self.to_dict()
         for k in ("generations", "workers", "checkpoint", "name"):
             d.pop(k)
+        # Keys added after runs existed are hashed only when set, so those runs still resume.
+        if d["model"]["frugality"] == 0.0:
+            d["model"].pop("frugality")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def tasks_at(self, generation: int) -> int:
@@ -121,6 +127,7 @@ class ExperimentConfig:
 _CHECKS: list[tuple[str, Any, str]] = [
     ("generations", lambda v: v >= 0, "must be >= 0"),
     ("model.hidden", lambda v: v >= 1, "must be >= 1"),
+    ("model.frugality", lambda v: v >= 0, "must be >= 0"),
     ("lifetime.rollouts", lambda v: v is None or v >= 1, "must be >= 1"),
     ("tasks.size", lambda v: v >= 5 and v % 2 == 1, "must be odd and >= 5"),
     ("tasks.crowd_ratio", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
@@ -242,13 +249,24 @@ def _check_names(cfg: ExperimentConfig) -> None:
     from evoplastic.models import MODEL_IDS
     from evoplastic.strategies import STRATEGIES
 
-    for path, value, valid in (("model.id", cfg.model.id, MODEL_IDS),
+    base, plus, _ = cfg.model.id.partition("+")
+    for path, value, valid in (("model.id", base, MODEL_IDS),
                                ("lifetime.profile", cfg.lifetime.profile, list(PROFILES)),
                                ("strategy.name", cfg.strategy.name, list(STRATEGIES))):
         if value not in valid:
             close = difflib.get_close_matches(value, valid, n=1)
             tip = f"did you mean '{close[0]}'?" if close else f"valid: {', '.join(valid)}"
             raise ConfigError(f"{path}: unknown {path.split('.')[-1]} {value!r}; {tip}")
+    if plus:  # a structure mask: a known suffix on a recurrent model
+        from evoplastic.models import get_model
+
+        try:
+            get_model(cfg.model.id, cfg.model.hidden)
+        except ValueError as exc:
+            raise ConfigError(f"model.id: {exc}") from None
+    if cfg.model.frugality and not plus:
+        raise ConfigError(f"model.frugality: a frugality cost needs a model with a structure mask; "
+                          f"use model.id {cfg.model.id}+mask or frugality 0, got {cfg.model.frugality!r}")
     low = STRATEGIES[cfg.strategy.name].MIN_POPSIZE
     if cfg.strategy.popsize < low:
         raise ConfigError(f"strategy.popsize: {cfg.strategy.name} needs >= {low}, got {cfg.strategy.popsize}")

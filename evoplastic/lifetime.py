@@ -20,6 +20,11 @@ probability ``p`` take ``argmax(y[0:4])``, otherwise sample from ``softmax(y[0:4
 
 Input (15, float32): the 9 observation values, one-hot of the previous action, the previous step's
 reward and done flag (0 at the first step of a rollout; zeros if the profile does not feed them).
+
+Fitness (SPEC 2): the weighted rollout score averaged over lifetimes, minus ``lambda RMS(theta)``,
+and, for a model with a structure mask (``<id>+mask``, issue 7), minus
+``frugality * active_fraction`` (the genome's fraction of active hidden units). Both penalties are
+subtracted once, in :func:`fitness_of`, which the runner also uses to assemble a generation.
 """
 
 from __future__ import annotations
@@ -72,9 +77,12 @@ class LifetimeResult:
     """Per-genome fitness and per-lifetime, per-rollout records.
 
     Attributes:
-        fitness: (P,) float64, SPEC 2 (weighted score averaged over lifetimes, minus lambda RMS).
+        fitness: (P,) float64, SPEC 2 (weighted score averaged over lifetimes, minus lambda RMS,
+            minus the frugality cost of a masked model).
         returns, reached, steps: (P, L, R) with L = tasks x repeats (task-major).
         agent_steps: network + env steps actually taken by live lifetimes.
+        active_fraction: (P,) float64, each genome's fraction of active hidden units; None for a
+            model without a structure mask.
     """
 
     fitness: np.ndarray
@@ -84,6 +92,7 @@ class LifetimeResult:
     weights: np.ndarray
     agent_steps: int
     meta: dict[str, Any] = field(default_factory=dict)
+    active_fraction: np.ndarray | None = None
 
     def summary(self, index: int = 0, **meta: Any) -> dict[str, Any]:
         """The results schema for one genome."""
@@ -91,6 +100,8 @@ class LifetimeResult:
         out = summarize(self.returns[index], self.reached[index], self.steps[index], self.weights,
                         n_tasks, **self.meta)
         out["fitness"] = float(self.fitness[index])
+        if self.active_fraction is not None:
+            out["active_fraction"] = float(self.active_fraction[index])
         out.update(meta)
         return out
 
@@ -202,14 +213,23 @@ def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, ke
 
 
 def fitness_of(returns: np.ndarray, weights: np.ndarray, genomes: np.ndarray,
-               rms_lambda: float = RMS_LAMBDA) -> np.ndarray:
-    """SPEC 2 fitness (P,): the weighted rollout score averaged over lifetimes, minus lambda RMS.
+               rms_lambda: float = RMS_LAMBDA, frugality: float = 0.0,
+               active_fraction: np.ndarray | None = None) -> np.ndarray:
+    """SPEC 2 fitness (P,): the weighted rollout score averaged over lifetimes, minus lambda RMS,
+    minus ``frugality * active_fraction`` (issue 7: structure masks pay for their active units).
 
-    ``returns`` (P, L, R), ``weights`` (R,), ``genomes`` (P, N).
+    ``returns`` (P, L, R), ``weights`` (R,), ``genomes`` (P, N), ``active_fraction`` (P,) (needed
+    when ``frugality`` is not 0: see ``Model.active_fraction``).
     """
     theta = np.asarray(genomes, dtype=np.float64).reshape(len(returns), -1)
     rms = np.sqrt((theta ** 2).mean(1))
-    return (returns @ weights / weights.sum()).mean(1) - rms_lambda * rms
+    fitness = (returns @ weights / weights.sum()).mean(1) - rms_lambda * rms
+    if frugality:
+        if active_fraction is None:
+            raise ValueError(f"a frugality cost ({frugality:g}) needs a model with a structure mask "
+                             f"(model id ending in '+mask')")
+        fitness = fitness - frugality * np.asarray(active_fraction, np.float64)
+    return fitness
 
 
 def evaluate(
@@ -227,6 +247,7 @@ def evaluate(
     max_steps: int = MAX_STEPS,
     rms_lambda: float = RMS_LAMBDA,
     on_step: Callable[[np.ndarray, int, VectorMaze], None] | None = None,
+    frugality: float = 0.0,
 ) -> LifetimeResult:
     """Run every genome on every task ``repeats`` times and score it (SPEC 2).
 
@@ -240,6 +261,8 @@ def evaluate(
             of the maze's rows, ``r`` the rollout and ``maze`` the :class:`VectorMaze` (its
             ``agent``, ``steps``, ``done``, ``reached``), which it must not change. Used by
             :mod:`evoplastic.trajectory`; None (default) costs nothing.
+        frugality: cost per unit of active fraction of a masked model's genome (issue 7), paid
+            once in the fitness; 0 (no cost) by default.
     """
     prof = get_profile(profile)
     rollouts = prof.rollouts if rollouts is None else int(rollouts)
@@ -248,6 +271,10 @@ def evaluate(
     w = check_weights(weights, rollouts)
     if repeats < 1 or batch < 1:
         raise ValueError(f"repeats and batch must be >= 1, got {repeats} and {batch}")
+    active = model.active_fraction(genomes)
+    if frugality and active is None:
+        raise ValueError(f"a frugality cost ({frugality:g}) needs a model with a structure mask; "
+                         f"{model.id} has none (use {model.id}+mask)")
     named = model.unpack(genomes)
     p = len(next(iter(named.values())))
     genome_ids = np.arange(p) if genome_ids is None else np.asarray(genome_ids)
@@ -272,7 +299,9 @@ def evaluate(
             dst[sl] = src
         agent_steps += n
     returns, reached, steps = (a.reshape(p, per, rollouts) for a in out)
-    fitness = fitness_of(returns, w, genomes, rms_lambda)
+    fitness = fitness_of(returns, w, genomes, rms_lambda, frugality, active)
     meta = {"model": model.id, "hidden": model.hidden, "profile": prof.name, "seed": int(seed),
             "repeats": int(repeats), "tasks": len(tasks), "suite": tasks.name}
-    return LifetimeResult(fitness, returns, reached, steps, w, agent_steps, meta)
+    if active is not None:
+        meta["frugality"] = float(frugality)
+    return LifetimeResult(fitness, returns, reached, steps, w, agent_steps, meta, active)

@@ -45,6 +45,7 @@ class EvalSpec:
     rollouts: int | None = None
     weights: tuple[float, ...] | None = None
     batch: int = 256
+    frugality: float = 0.0  # cost of a masked model's active fraction (lifetime.fitness_of)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def run_unit(spec: EvalSpec, genomes: np.ndarray, tasks: TaskSet, unit: Unit, re
     sub = TaskSet(tasks.walls[unit.t0:unit.t1], tasks.start[unit.t0:unit.t1], tasks.goal[unit.t0:unit.t1])
     res = lifetime.evaluate(model, genomes, sub, repeats=repeats, rollouts=spec.rollouts,
                             weights=spec.weights, seed=seed, profile=spec.profile, batch=spec.batch,
-                            genome_ids=np.arange(unit.g0, unit.g1), task_ids=np.arange(unit.t0, unit.t1))
+                            genome_ids=np.arange(unit.g0, unit.g1), task_ids=np.arange(unit.t0, unit.t1),
+                            frugality=spec.frugality)
     return {"returns": res.returns, "reached": res.reached, "steps": res.steps, "weights": res.weights,
             "agent_steps": res.agent_steps, "seconds": time.perf_counter() - t_start, "pid": os.getpid()}
 
@@ -93,11 +95,14 @@ def assemble(spec: EvalSpec, genomes: np.ndarray, n_tasks: int, repeats: int, un
         reached[u.g0:u.g1, cols] = part["reached"]
         steps[u.g0:u.g1, cols] = part["steps"]
     w = parts[0]["weights"]
-    fitness = lifetime.fitness_of(returns, w, genomes)
+    active = get_model(spec.model, spec.hidden).active_fraction(genomes)
+    fitness = lifetime.fitness_of(returns, w, genomes, frugality=spec.frugality, active_fraction=active)
     meta = {"model": spec.model, "hidden": spec.hidden, "profile": spec.profile, "repeats": repeats,
             "tasks": n_tasks, "worker_seconds": float(sum(p["seconds"] for p in parts))}
+    if active is not None:
+        meta["frugality"] = float(spec.frugality)
     return lifetime.LifetimeResult(fitness, returns, reached, steps, w,
-                                   int(sum(p["agent_steps"] for p in parts)), meta)
+                                   int(sum(p["agent_steps"] for p in parts)), meta, active)
 
 
 class InProcessBackend:

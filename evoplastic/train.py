@@ -37,6 +37,7 @@ from evoplastic import runner
 from evoplastic.envs import tasks as tasklib
 from evoplastic.errors import NoWorkersError, Stop
 from evoplastic.models import get_model
+from evoplastic.models.masked import Masked
 from evoplastic.strategies import make_strategy, restore_strategy
 
 log = logging.getLogger("evoplastic.train")
@@ -44,6 +45,9 @@ log = logging.getLogger("evoplastic.train")
 METRICS = ["generation", "tasks", "best_fitness", "mean_fitness", "median_fitness", "sigma",
            "validation", "best_validation", "evaluations", "dropped", "agent_steps", "seconds",
            "agent_steps_per_s", "worker_events"]
+# Masked models (issue 7) also log the active fraction of the strategy's mean genome: the genome
+# that validation scores and mean.npz holds (the population's fractions scatter around it).
+MASK_METRICS = ["active_fraction"]
 
 SEED_TASKS, SEED_EVAL, SEED_ES, SEED_INIT = 1, 2, 3, 4
 
@@ -61,7 +65,9 @@ class Trainer:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.model = get_model(cfg.model.id, cfg.model.hidden)
         self.spec = runner.EvalSpec(cfg.model.id, cfg.model.hidden, cfg.lifetime.profile,
-                                    cfg.lifetime.rollouts, cfg.lifetime.weights, cfg.workers.batch)
+                                    cfg.lifetime.rollouts, cfg.lifetime.weights, cfg.workers.batch,
+                                    cfg.model.frugality)
+        self.metrics = METRICS + (MASK_METRICS if isinstance(self.model, Masked) else [])
         self._backend = backend
         self.generation = 0
         self.evaluations = 0
@@ -98,7 +104,7 @@ class Trainer:
                                       mean0, np.random.SeedSequence(c.seed, spawn_key=(SEED_ES,)),
                                       segments=self._segments(), **c.strategy.options)
         self._validate_if_due(first=True)
-        self._write_metrics({"generation": 0, "sigma": self.strategy.sigma, **self._last_val})
+        self._write_metrics({"generation": 0, "sigma": self.strategy.sigma, **self._last_val, **self._mask_row()})
         self.save_checkpoint()
 
     def _segments(self) -> list[int]:
@@ -186,10 +192,15 @@ class Trainer:
                "sigma": float(self.strategy.sigma), "evaluations": self.evaluations,
                "dropped": int(bad.sum()), "agent_steps": res.agent_steps, "seconds": round(seconds, 4),
                "agent_steps_per_s": round(res.agent_steps / seconds, 1), "worker_events": len(events),
-               **self._last_val}
+               **self._last_val, **self._mask_row()}
         self._write_metrics(row)
         self._snapshot = self._checkpoint_arrays()
         return row
+
+    def _mask_row(self) -> dict[str, Any]:
+        """The mean genome's active fraction, for masked models (MASK_METRICS)."""
+        active = self.model.active_fraction(self.strategy.mean.astype(np.float32)[None])
+        return {} if active is None else {"active_fraction": float(active[0])}
 
     # -- validation --------------------------------------------------------------------------
 
@@ -234,11 +245,11 @@ class Trainer:
         return path
 
     def _write_metrics(self, row: dict[str, Any]) -> None:
-        full = {k: row.get(k, "") for k in METRICS}
+        full = {k: row.get(k, "") for k in self.metrics}
         csv_path = self.run_dir / "metrics.csv"
         new = not csv_path.exists()
         with open(csv_path, "a", newline="") as f:
-            w = csv.DictWriter(f, METRICS)
+            w = csv.DictWriter(f, self.metrics)
             if new:
                 w.writeheader()
             w.writerow(full)

@@ -19,7 +19,7 @@ import pytest
 
 from evoplastic import lifetime, rng
 from evoplastic.envs import tasks as tasklib
-from evoplastic.models import MODEL_IDS, get_model
+from evoplastic.models import MASKABLE_IDS, MODEL_IDS, get_model
 
 F32 = np.float32
 MAX_STEPS = 200  # SPEC 1
@@ -101,10 +101,18 @@ def abcd(g: dict, blk: str, post: np.ndarray, pre: np.ndarray) -> np.ndarray:
 
 
 class SlowNet:
-    """One lifetime's network. ``reset`` zeroes the memories; it is called once per lifetime."""
+    """One lifetime's network. ``reset`` zeroes the memories; it is called once per lifetime.
+
+    ``<id>+mask`` (issue 7, structure masks): unit j is active where its gene ``mask[j] > 0``; an
+    inactive unit's activity is 0 from the moment it is computed (so 0 for the output, the
+    modulators, the plasticity rules and the next step). See ``gated``.
+    """
 
     def __init__(self, model_id: str, hidden: int, g: dict, mutant: str | None = None) -> None:
+        masked = model_id.endswith("+mask")
+        model_id = model_id.removesuffix("+mask")
         self.id, self.H, self.g, self.mutant = model_id, hidden, g, mutant
+        self.active = g["mask"] > 0 if masked and mutant != "ignore-mask" else None
         self.modulation = "post" if model_id.endswith("-postdn") else "pre" if model_id.endswith("-predn") else None
 
     def reset(self) -> None:
@@ -118,13 +126,25 @@ class SlowNet:
         self.E = np.zeros((H, H), F32)
         if self.id == "prnn-et":  # ET also evolves the initial W_h; Scratch-ET starts it at 0
             self.W_h = self.g["W_h0"].copy()
+        self.x = np.zeros(H, F32)  # NM-RNN / LR-RNN output-generating state
+        self.z = np.zeros(8, F32)  # NM-RNN modulatory state (M = 8, the default)
+
+    def gated(self, v: np.ndarray) -> np.ndarray:
+        """A hidden vector with the inactive units' entries set to 0 (no mask: unchanged)."""
+        if self.active is None:
+            return v
+        out = v.copy()
+        for j in range(self.H):
+            if not self.active[j]:
+                out[j] = 0.0
+        return out
 
     def step_et(self, x: np.ndarray) -> np.ndarray:
         """SPEC 3 ET, PostDN: W_x static; W_h plastic through the trace E. Gene g[0] and
         modulator output m[0] belong to W_h (the only plastic matrix; m[0] is W_h's as in SPEC 3's
         PostDN)."""
         g, h_prev = self.g, self.h
-        h = np.tanh(self.W_h @ h_prev + g["W_x"] @ x + g["b"])
+        h = self.gated(np.tanh(self.W_h @ h_prev + g["W_x"] @ x + g["b"]))
         y = g["W_o"] @ h + g["b_o"]
         m = sig(g["m.W"] @ h + g["m.b"])[0]
         e = g["g"][0] + F32(10)
@@ -135,6 +155,28 @@ class SlowNet:
             self.W_h = np.clip(self.W_h, -5, 5)
         self.h = h
         return y
+
+    def step_nm(self, u: np.ndarray) -> np.ndarray:
+        """Issue 7, NM-RNN (Costacurta et al. 2024) and LR-RNN (s = 1), rank K = 4, M = 8:
+        z_t = (1 - a_z) z_{t-1} + a_z tanh(W_z z_{t-1} + B_z u_t + b_z); s_t = sigmoid(A z_t + c);
+        x_t = (1 - a) x_{t-1} + a (sum_k s_t[k] l_k (r_k . tanh(x_{t-1})) + B u_t + b);
+        y_t = W_o tanh(x_t) + b_o; a = sigmoid(gene a), a_z = sigmoid(gene a_z)."""
+        g, K = self.g, 4
+        s = np.ones(K, F32)
+        if self.id == "nm-rnn":
+            a_z = sig(g["a_z"][0])
+            z_prev = self.z
+            self.z = (F32(1) - a_z) * self.z + a_z * np.tanh(g["W_z"] @ self.z + g["B_z"] @ u + g["b_z"])
+            s = sig(g["A"] @ (z_prev if self.mutant == "s-from-previous-z" else self.z) + g["c"])
+        r = np.tanh(self.x)
+        rec = np.zeros(self.H, F32)
+        for k in range(K):  # sum_k s_k l_k (r_k . tanh(x_{t-1}))
+            rec += s[k] * g["L"][:, k] * np.dot(g["R"][:, k], r)
+        a = sig(g["a"][0])
+        if self.mutant == "swap-leak":
+            a = F32(1) - a
+        self.x = self.gated((F32(1) - a) * self.x + a * (rec + g["B"] @ u + g["b"]))
+        return g["W_o"] @ np.tanh(self.x) + g["b_o"]
 
     def modulators(self, x, h_prev, h_new) -> tuple:
         g = self.g
@@ -148,9 +190,11 @@ class SlowNet:
         g, fam = self.g, self.id.split("-")[0]
         if self.id in ("prnn-et", "prnn-scratch-et"):
             return self.step_et(x)
+        if self.id in ("nm-rnn", "lr-rnn"):
+            return self.step_nm(x)
         if fam in ("decprnn", "prnn"):
             h_prev = self.h
-            h = np.tanh(self.W_h @ h_prev + self.W_x @ x + g["b"])
+            h = self.gated(np.tanh(self.W_h @ h_prev + self.W_x @ x + g["b"]))
             y = g["W_o"] @ h + g["b_o"]  # before this step's update
             if fam == "decprnn":
                 dh, dx = dec(g, "h", h, h_prev), dec(g, "x", h, x)
@@ -192,14 +236,18 @@ class SlowNet:
                 self.W2 += d2
             return y
         if self.id == "meta-rnn":  # h_t = tanh(W [x_t; h_{t-1}] + b)
-            self.h = np.tanh(g["W"] @ np.concatenate([x, self.h]) + g["b"])
+            h = np.tanh(g["W"] @ np.concatenate([x, self.h]) + g["b"])
+            if self.mutant == "mask-after-output":  # the unit still drives this step's output
+                self.h = self.gated(h)
+                return g["W_o"] @ h + g["b_o"]
+            self.h = self.gated(h)
             return g["W_o"] @ self.h + g["b_o"]
         if self.id == "meta-lstm":  # z split g, i, f, o
             H = self.H
             z = g["W"] @ np.concatenate([x, self.h]) + g["b"]
             zg, zi, zf, zo = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-            self.c = sig(zf) * self.c + sig(zi) * np.tanh(zg)
-            self.h = sig(zo) * np.tanh(self.c)
+            self.c = self.gated(sig(zf) * self.c + sig(zi) * np.tanh(zg))
+            self.h = self.gated(sig(zo) * np.tanh(self.c))
             return g["W_o"] @ self.h + g["b_o"]
         if self.id in ("meta-dnn", "dnn"):
             inp = x if self.id == "meta-dnn" else x[:9]  # DNN: the 9 observation values only
@@ -336,15 +384,24 @@ def genomes_for(model_id: str, hidden: int, count: int = 2, h_damp: float = 0.1)
     change behaviour between rollouts (test_comparison_rejects_wrong_oracle, memory reset).
     """
     model = get_model(model_id, hidden)
-    seed = 1000 * MODEL_IDS.index(model_id) + hidden
+    base = model_id.removesuffix("+mask")  # masked: the mask genes ~ N(0, 0.05^2), about half > 0
+    seed = 1000 * MODEL_IDS.index(base) + hidden + (500 if base != model_id else 0)
     g = (np.random.default_rng(seed).standard_normal((count, model.n_gene)) * 0.05).astype(F32)
     named = model.unpack(g)
     for name in named:
-        if model_id.startswith(("decprnn", "prnn")) and name.startswith("h."):
+        if base.startswith(("decprnn", "prnn")) and name.startswith("h."):
             named[name] = named[name] * F32(h_damp)
-        if model_id in ("decprnn", "decpdnn") and name[-2:] in DEC_VECTORS:
+        if base in ("decprnn", "decpdnn") and name[-2:] in DEC_VECTORS:
             named[name] = named[name] * F32(0.3)  # no 0.2 m: keep the update size of the others
-    if model_id == "prnn-et":  # initial W_h beyond the [-5, 5] clip, so the clip acts at step 1
+    if base in ("nm-rnn", "lr-rnn"):
+        # Far from linear (at 0.05 tanh(x) ~ x and s ~ 0.5 and wrong oracles pass): modulatory
+        # net std 0.5, L and R std 0.5 at hidden 8, scaled so that L R^T stays ~ as strong at
+        # hidden 64 (stronger, it turns chaotic and float32 rounding flips actions).
+        for name in ("L", "R", "W_z", "B_z", "A"):
+            if name in named:
+                f = 10.0 * (np.sqrt(8 / hidden) if name in ("L", "R") else 1.0)
+                named[name] = named[name] * F32(f)
+    if base == "prnn-et":  # initial W_h beyond the [-5, 5] clip, so the clip acts at step 1
         named["W_h0"][:, 0, 0], named["W_h0"][:, 2, 1] = 6.0, -5.5
     return model.pack(named)
 
@@ -393,6 +450,23 @@ def test_evaluate_matches_oracle_hidden64(model_id: str, tasks9, monkeypatch) ->
     compare(monkeypatch, model_id, 64, tasks9)
 
 
+MASKED_IDS = [m + "+mask" for m in MASKABLE_IDS]
+
+
+@pytest.mark.parametrize("model_id", MASKED_IDS)
+def test_masked_evaluate_matches_oracle_hidden8(model_id: str, tasks9, monkeypatch) -> None:
+    """Structure masks: the oracle zeroes the inactive units' activity where it is computed."""
+    mask = get_model(model_id, 8).unpack(genomes_for(model_id, 8))["mask"]
+    assert ((mask > 0).any(1) & (mask <= 0).any(1)).all(), "each genome needs active and masked units"
+    compare(monkeypatch, model_id, 8, tasks9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id", ["decprnn-postdn+mask", "meta-lstm+mask", "nm-rnn+mask"])
+def test_masked_evaluate_matches_oracle_hidden64(model_id: str, tasks9, monkeypatch) -> None:
+    compare(monkeypatch, model_id, 64, tasks9)
+
+
 @pytest.mark.parametrize("model_id, hidden", [
     ("decprnn-postdn", 8),
     pytest.param("decprnn-postdn", 64, marks=pytest.mark.slow),
@@ -416,6 +490,11 @@ def test_reference_profile_matches_oracle(model_id: str, hidden: int, tasks9, mo
     ("decprnn", 8, "evoplastic", "output-after-update"),  # y from the updated weights
     ("decprnn-postdn", 8, "reference-2022-08", "no-first-p"),  # sigmoid(2 y4) in rollout 1 too
     ("prnn-et", 8, "evoplastic", "no-clip"),  # ET without the [-5, 5] clip of W_h
+    ("nm-rnn", 8, "evoplastic", "s-from-previous-z"),  # s_t = sigmoid(A z_{t-1} + c)
+    ("lr-rnn", 8, "evoplastic", "swap-leak"),  # a x_{t-1} + (1 - a) drive (a ~ 0.5 here)
+    ("decprnn-postdn+mask", 8, "evoplastic", "ignore-mask"),  # the mask genes change nothing
+    ("nm-rnn+mask", 8, "evoplastic", "ignore-mask"),
+    ("meta-rnn+mask", 8, "evoplastic", "mask-after-output"),  # gate h only after computing y
 ])
 def test_comparison_rejects_wrong_oracle(model_id, hidden, profile, mutant, tasks9, monkeypatch) -> None:
     """The comparison can fail: an oracle with one SPEC detail wrong is rejected, while the right

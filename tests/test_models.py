@@ -63,11 +63,12 @@ def test_genome_size_matches_spec_table(model_id: str, hidden: int, n_gene: int)
 
 
 def test_models_outside_the_spec_table() -> None:
-    assert set(MODEL_IDS) - {m for m, _, _ in N_GENE} == {"prnn-predn", "prnn-et"}
+    assert set(MODEL_IDS) - {m for m, _, _ in N_GENE} == {"prnn-predn", "prnn-et", "nm-rnn", "lr-rnn"}
     # PRNN(PreDN) is not in the table: PRNN plus the two PreDN modulators (2x15+2 and 2x64+2).
     assert get_model("prnn-predn").n_gene == 20613 + 2 * 15 + 2 + 2 * 64 + 2
     # ET = Scratch-ET plus the evolved initial W_h (64 x 64).
     assert get_model("prnn-et").n_gene == 1481 + 64 * 64
+    # NM-RNN and LR-RNN: tests/test_nm_rnn.py counts their genes by hand.
 
 
 def test_decprnn_memory_size() -> None:
@@ -231,9 +232,13 @@ def test_decprnn_unmodulated_two_steps_by_hand() -> None:
     np.testing.assert_allclose(mem2["W"][0, :, :H], w_h1 + dec_h, rtol=1e-6)
 
 
+# Structure masks (models/masked.py) on a few models: the batch invariants below hold for them too.
+SOME_MASKED = ("decprnn-postdn+mask", "prnn-scratch-et+mask", "meta-lstm+mask", "nm-rnn+mask")
+
+
 # -- finished lifetimes keep their memories ----------------------------------------------------
 
-@pytest.mark.parametrize("model_id", MODEL_IDS)
+@pytest.mark.parametrize("model_id", MODEL_IDS + SOME_MASKED)
 def test_step_leaves_finished_lifetimes_unchanged(model_id: str) -> None:
     model = get_model(model_id, 8)
     gen = np.random.default_rng(3)
@@ -271,7 +276,8 @@ def tasks9():
 
 def genomes_for(model_id: str, count: int, hidden: int = 8, scale: float = 0.05) -> np.ndarray:
     n = get_model(model_id, hidden).n_gene
-    return (np.random.default_rng(MODEL_IDS.index(model_id)).standard_normal((count, n)) * scale).astype(F32)
+    seed = MODEL_IDS.index(model_id.removesuffix("+mask")) + (100 if model_id.endswith("+mask") else 0)
+    return (np.random.default_rng(seed).standard_normal((count, n)) * scale).astype(F32)
 
 
 def test_fitness_is_weighted_return_minus_rms(tasks9) -> None:
@@ -383,7 +389,7 @@ def test_memories_zeroed_once_and_carried_across_rollouts(model_id: str, tasks9,
 
 # -- compaction: finished lifetimes leave the network's batch ----------------------------------
 
-@pytest.mark.parametrize("model_id", MODEL_IDS)
+@pytest.mark.parametrize("model_id", MODEL_IDS + SOME_MASKED)
 def test_compaction_changes_no_number(model_id: str, tasks9, monkeypatch) -> None:
     """Running the network only on live rows (after enough lifetimes finished) gives exactly
     the results of masking them, across rollouts (memories written back and gathered again)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evoplastic.models.base import F32, N_IN, N_OUT, Model, keep_dead, linear, sigmoid
+from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
 from evoplastic.models.dec import _modulator_shapes
 
 
@@ -23,6 +23,7 @@ class PRNN(Model):
         return {"none": "prnn", "pre": "prnn-predn", "post": "prnn-postdn"}[self.modulation]
 
     doc = "plastic RNN with full alpha-ABCD rules (SPEC 3)"
+    maskable = True
 
     def param_shapes(self):
         h = self.hidden
@@ -44,7 +45,7 @@ class PRNN(Model):
         H = self.hidden
         w, h_prev = mem["W"], mem["h"]
         pre = np.concatenate([h_prev, x], axis=1)
-        h = np.tanh(linear(w, pre, p["b"]))
+        h = gate(p, np.tanh(linear(w, pre, p["b"])))
         y = linear(p["W_o"], h, p["b_o"])
         if self.modulation == "post":
             m = sigmoid(linear(p["m.W"], h, p["m.b"]))

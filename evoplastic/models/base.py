@@ -33,6 +33,9 @@ class Model:
 
     id = "model"
     doc = ""
+    # True when every hidden unit's activity passes through gate() right where it is computed,
+    # so that a structure mask (models/masked.py, id "<id>+mask") can switch units off.
+    maskable = False
 
     def param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         raise NotImplementedError
@@ -97,6 +100,10 @@ class Model:
         completes it in the copy). ``params`` is what ``step`` was given."""
         return {k: mem[k].copy() for k in self.memory_shapes()}
 
+    def active_fraction(self, genomes: np.ndarray) -> np.ndarray | None:
+        """Fraction of active hidden units per genome (P,), or None for a model without a mask."""
+        return None
+
     def describe(self) -> dict[str, object]:
         return {"id": self.id, "hidden": self.hidden, "n_gene": self.n_gene, "n_mem": self.n_mem,
                 "bottleneck": round(self.n_mem / self.n_gene, 3), "doc": self.doc}
@@ -125,3 +132,15 @@ def keep_dead(new: np.ndarray, old: np.ndarray, live: np.ndarray | None) -> np.n
     if live is None:
         return new
     return np.where(live.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+
+def gate(p: dict[str, np.ndarray], v: np.ndarray) -> np.ndarray:
+    """Structure mask (models/masked.py): ``v`` (B, H) where the unit's gene ``mask`` is > 0, else 0.
+
+    Without a ``mask`` tensor (every unmasked model) ``v`` itself is returned: no copy and no
+    arithmetic, so unmasked models compute exactly what they did before masks existed.
+    """
+    mask = p.get("mask")
+    if mask is None:
+        return v
+    return np.where(mask > 0, v, F32(0))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evoplastic.models import kernels
-from evoplastic.models.base import F32, N_IN, N_OUT, Model, keep_dead, linear, sigmoid
+from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
 
 _DEC = ("Ay", "Ax", "By", "Bx", "Cy", "Cx", "Dy", "Dx")
 MODULATIONS = ("none", "pre", "post")
@@ -78,6 +78,7 @@ class DecPRNN(Model):
         return {"none": "decprnn", "pre": "decprnn-predn", "post": "decprnn-postdn"}[self.modulation]
 
     doc = "decomposed plastic RNN (SPEC 3)"
+    maskable = True
 
     def param_shapes(self):
         h = self.hidden
@@ -117,7 +118,7 @@ class DecPRNN(Model):
         else:
             np.matmul(w, pre[:, :, None], out=z[:, :, None])
         z += p["b"]
-        h = np.tanh(z)
+        h = gate(p, np.tanh(z))  # a masked unit is 0 for the output, the modulator and the Dec rule
         y = linear(p["W_o"], h, p["b_o"])  # uses h_t from the pre-update weights (SPEC 3)
         m = None
         if self.modulation == "post":

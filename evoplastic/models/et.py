@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evoplastic.models.base import F32, N_IN, N_OUT, Model, keep_dead, linear, sigmoid
+from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
 
 ET_RATE = 0.001  # SPEC 3: W += 0.001 m E
 CLIP = 5.0
@@ -34,6 +34,7 @@ class PRNNET(Model):
         return "prnn-scratch-et" if self.scratch else "prnn-et"
 
     doc = "plastic RNN with eligibility traces, PostDN (SPEC 3)"
+    maskable = True
 
     def param_shapes(self):
         h = self.hidden
@@ -61,7 +62,7 @@ class PRNNET(Model):
 
     def step(self, p, mem, x, live=None):
         w, e_trace, h_prev = mem["W_h"], mem["E"], mem["h"]
-        h = np.tanh(linear(w, h_prev) + linear(p["W_x"], x, p["b"]))
+        h = gate(p, np.tanh(linear(w, h_prev) + linear(p["W_x"], x, p["b"])))
         y = linear(p["W_o"], h, p["b_o"])
         m = sigmoid(linear(p["m.W"], h, p["m.b"]))[:, 0]
         eta = p["eta"] if live is None else p["eta"] * live

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evoplastic.models.base import N_IN, N_OUT, Model, keep_dead, linear, sigmoid
+from evoplastic.models.base import N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class MetaRNN(Model):
 
     id = "meta-rnn"
     doc = "recurrent net, learning only in its hidden state"
+    maskable = True
 
     def param_shapes(self):
         h = self.hidden
@@ -28,7 +29,7 @@ class MetaRNN(Model):
         return {"h": (self.hidden,)}
 
     def step(self, p, mem, x, live=None):
-        h = np.tanh(linear(p["W"], np.concatenate([x, mem["h"]], axis=1), p["b"]))
+        h = gate(p, np.tanh(linear(p["W"], np.concatenate([x, mem["h"]], axis=1), p["b"])))
         mem["h"] = keep_dead(h, mem["h"], live)
         return linear(p["W_o"], h, p["b_o"])
 
@@ -40,6 +41,7 @@ class MetaLSTM(Model):
 
     id = "meta-lstm"
     doc = "LSTM, learning only in its hidden and cell state"
+    maskable = True
 
     def param_shapes(self):
         h = self.hidden
@@ -52,7 +54,7 @@ class MetaLSTM(Model):
         H = self.hidden
         z = linear(p["W"], np.concatenate([x, mem["h"]], axis=1), p["b"])
         g, i, f, o = np.tanh(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
-        c = f * mem["c"] + i * g
+        c = gate(p, f * mem["c"] + i * g)  # a masked unit keeps c = 0, so h = o tanh(0) = 0
         h = o * np.tanh(c)
         mem["c"] = keep_dead(c, mem["c"], live)
         mem["h"] = keep_dead(h, mem["h"], live)
