@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,94 +25,9 @@ import numpy as np
 from evoplastic import config as cfglib
 from evoplastic.atomic import write_atomic
 
+from evoplastic.rundir import CURVES, Run, discover, load_run, read_evals, read_metrics  # noqa: F401 (API)
+
 MISSING_MATPLOTLIB = "matplotlib is needed for reports: pip install 'evoplastic[plots]'"
-CURVES = ("best_fitness", "mean_fitness", "validation", "best_validation", "sigma", "seconds")
-RESULT_KEYS = ("rollout_mean", "rollout_se", "goal_rate", "weighted_mean", "weighted_se")
-
-
-@dataclass
-class Run:
-    """What the report reads from one run directory.
-
-    Attributes:
-        metrics: column -> (G,) float64 from metrics.csv (NaN where a row has no value);
-            empty if the run has no metrics yet.
-        evals: suite name -> result dict (the results schema), in file-name order.
-        notes: problems met while reading (unreadable eval files, ...).
-    """
-
-    path: Path
-    name: str
-    cfg: cfglib.ExperimentConfig
-    metrics: dict[str, np.ndarray]
-    evals: dict[str, dict[str, Any]]
-    notes: list[str] = field(default_factory=list)
-
-    def best_validation(self) -> tuple[float, int] | None:
-        """(best validation score, its generation) from metrics.csv, or None before any."""
-        v = self.metrics.get("validation")
-        if v is None or np.isnan(v).all():
-            return None
-        i = int(np.nanargmax(v))  # first maximum: the trainer keeps the first of equal scores
-        return float(v[i]), int(self.metrics["generation"][i])
-
-
-# -- reading -------------------------------------------------------------------------------------
-
-def read_metrics(path: Path) -> dict[str, np.ndarray]:
-    """metrics.csv as columns of float64 (empty cells and missing columns -> NaN); {} if the file
-    is missing or has no rows."""
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    keys = list(dict.fromkeys(["generation", *CURVES, *(rows[0] if rows else [])]))
-    return {k: np.array([float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows])
-            for k in keys} if rows else {}
-
-
-def read_evals(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """The ``eval/*.json`` results of a run (suite -> result) and notes on files skipped."""
-    out: dict[str, dict[str, Any]] = {}
-    notes = []
-    for p in sorted((run_dir / "eval").glob("*.json"), key=_natural):
-        try:
-            res = json.loads(p.read_text())
-        except (OSError, ValueError) as exc:
-            notes.append(f"`{p}` skipped: unreadable ({type(exc).__name__})")
-            continue
-        if not isinstance(res, dict) or any(k not in res for k in RESULT_KEYS):
-            notes.append(f"`{p}` skipped: not one result of the results schema")
-            continue
-        out[str(res.get("suite") or p.stem)] = res
-    return out, notes
-
-
-def _natural(p: Path) -> list:
-    """Sort key: maze9 before maze15."""
-    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", p.name)]
-
-
-def load_run(path: Path, name: str | None = None) -> Run:
-    """Read a run directory's config, metrics and evaluation results."""
-    path = Path(path)
-    cfg = cfglib.load(path / "config.yaml")
-    evals, notes = read_evals(path)
-    return Run(path, name or path.name, cfg, read_metrics(path / "metrics.csv"), evals, notes)
-
-
-def discover(path: Path) -> tuple[str, list[Run]]:
-    """("run", [run]) or ("sweep", [run per point]) for a run or sweep directory."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such run or sweep directory")
-    if (path / "config.yaml").exists() and not (path / "sweep.yaml").exists():
-        return "run", [load_run(path)]
-    points = sorted(p for p in path.iterdir() if p.is_dir() and (p / "config.yaml").exists())
-    if not points:
-        raise ValueError(f"{path}: neither a run directory (config.yaml) nor a sweep directory "
-                         "(sweep.yaml and run directories)")
-    return "sweep", [load_run(p) for p in points]
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -156,8 +68,9 @@ def plot_learning_curves(runs: list[Run], path: Path) -> Path:
 
     One colour per run (runs without metrics keep theirs unused, so colours match the other
     figures)."""
-    fig = _figure(11, 8.5)
-    axes = fig.subplots(3, 2, sharex="col")
+    masked = any(not np.isnan(r.metrics.get("active_fraction", np.array([np.nan]))).all() for r in runs)
+    fig = _figure(11, 11 if masked else 8.5)
+    axes = fig.subplots(4 if masked else 3, 2, sharex="col")
     for run, color in zip(runs, _colors(len(runs))):
         m = run.metrics
         if not m:
@@ -170,12 +83,17 @@ def plot_learning_curves(runs: list[Run], path: Path) -> Path:
             _line(axes[1, col], x, m["validation"], color=color, marker=".", label=label)
             _line(axes[1, col], x, m["best_validation"], color=color, ls=":", drawstyle="steps-post")
             _line(axes[2, col], x, m["sigma"], color=color, label=label)
+            if masked and "active_fraction" in m:  # structure masks (issue 7): the mean genome's
+                _line(axes[3, col], x, m["active_fraction"], color=color, label=label)
     for col, xlabel in enumerate(("generation", "wall time (s, cumulative)")):
         axes[0, col].set_ylabel("training fitness\n(solid best, dashed mean)")
         axes[1, col].set_ylabel("validation of the mean\n(dotted: best so far)")
         axes[2, col].set_ylabel("sigma")
         axes[2, col].set_yscale("log")
-        axes[2, col].set_xlabel(xlabel)
+        if masked:
+            axes[3, col].set_ylabel("active fraction\nof the mean genome")
+            axes[3, col].set_ylim(0, 1.05)
+        axes[-1, col].set_xlabel(xlabel)
     if len(runs) > 1:
         axes[0, 1].legend(fontsize="small", loc="best")
     fig.suptitle(_title(runs))
@@ -278,7 +196,8 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[dict[str, Any]]]:
         gens = run.metrics.get("generation")
         row = {"run": run.name, "model": m.id, "hidden": m.hidden, "n_gene": m.n_gene, "n_mem": m.n_mem,
                "bottleneck": m.n_mem / m.n_gene, "generations": int(np.nanmax(gens)) if gens is not None else None,
-               "best_validation": best[0] if best else None, "best_generation": best[1] if best else None}
+               "best_validation": best[0] if best else None, "best_generation": best[1] if best else None,
+               "active_fraction": _last(run.metrics.get("active_fraction"))}
         for s in suites:
             res = run.evals.get(s)
             row[f"{s}:mean"] = res["weighted_mean"] if res else None
@@ -288,10 +207,20 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[dict[str, Any]]]:
     return suites, rows
 
 
+def _last(values: np.ndarray | None) -> float | None:
+    """The last recorded value of a metrics column (None: never recorded)."""
+    if values is None or np.isnan(values).all():
+        return None
+    return float(values[~np.isnan(values)][-1])
+
+
 def format_markdown(suites: list[str], rows: list[dict[str, Any]]) -> str:
     """The table as Markdown: score ``mean ± SE`` and last-rollout goal rate per suite."""
     head = ["run", "model", "hidden", "N_Gene", "N_Mem", "N_Mem/N_Gene", "generations",
             "best validation (generation)"]
+    masked = any(r.get("active_fraction") is not None for r in rows)
+    if masked:
+        head.append("active fraction (last)")
     for s in suites:
         head += [f"{s} score", f"{s} goal (last)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -299,6 +228,8 @@ def format_markdown(suites: list[str], rows: list[dict[str, Any]]) -> str:
         best = "—" if r["best_validation"] is None else f"{r['best_validation']:+.3f} ({r['best_generation']})"
         cells = [r["run"], r["model"], str(r["hidden"]), f"{r['n_gene']:,}", f"{r['n_mem']:,}",
                  f"{r['bottleneck']:.3f}", "—" if r["generations"] is None else str(r["generations"]), best]
+        if masked:
+            cells.append("—" if r.get("active_fraction") is None else f"{r['active_fraction']:.3f}")
         for s in suites:
             if r[f"{s}:mean"] is None:
                 cells += ["—", "—"]

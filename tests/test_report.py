@@ -178,3 +178,24 @@ def test_not_a_run_or_sweep_directory(tmp_path: Path) -> None:
         report.write_report(tmp_path)
     with pytest.raises(FileNotFoundError):
         report.write_report(tmp_path / "missing")
+
+
+def test_masked_run_reports_its_active_fraction(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    cfg = cfglib.load(SMOKE, FAST + ["model.hidden=8", "model.id=decprnn-postdn+mask", "model.frugality=0.05"])
+    t = train.Trainer(cfg, tmp_path / "run")
+    t.start()
+    t.run(2)
+    t.close()
+    metrics = report.read_metrics(tmp_path / "run" / "metrics.csv")
+    active = metrics["active_fraction"]
+    assert np.isfinite(active).all() and ((active >= 0) & (active <= 1)).all()
+    report.write_report(tmp_path / "run", tmp_path / "out")
+    assert_png(tmp_path / "out" / "learning_curves.png")
+    head = [ln for ln in (tmp_path / "out" / "table.md").read_text().splitlines() if ln.startswith("| ")]
+    assert "active fraction (last)" in head[0]
+    assert f"| {active[-1]:.3f} |" in head[1]
+    # An unmasked run's table has no such column.
+    make_run(tmp_path / "plain", 8, evals=False)
+    report.write_report(tmp_path / "plain", tmp_path / "out2")
+    assert "active fraction" not in (tmp_path / "out2" / "table.md").read_text()
