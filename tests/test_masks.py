@@ -19,6 +19,8 @@ from evoplastic import lifetime
 from evoplastic.envs import tasks as tasklib
 from evoplastic.models import MASKABLE_IDS, MODEL_IDS, get_model
 
+from _tracing import traced
+
 F32 = np.float32
 FEED_FORWARD = ("decpdnn", "decpdnn-predn", "decpdnn-postdn", "meta-dnn", "dnn")
 SMOKE = Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml"
@@ -96,26 +98,14 @@ def test_active_fraction() -> None:
 
 # -- all active == unmasked --------------------------------------------------------------------
 
-def traced(model, genomes, ts, monkeypatch, **kw):
-    ys, orig = [], type(model).step
-
-    def step(self, p, mem, x, live=None):
-        y = orig(self, p, mem, x, live)
-        ys.append(y.copy())
-        return y
-
-    with monkeypatch.context() as mp:
-        mp.setattr(type(model), "step", step)
-        res = lifetime.evaluate(model, genomes, ts, repeats=2, seed=5, **kw)
-    return res, ys
 
 
 @pytest.mark.parametrize("model_id", MASKABLE_IDS)
 def test_all_active_mask_is_the_unmasked_model(model_id: str, tasks9, monkeypatch) -> None:
     g = inner_genomes(model_id, 3)
     masked = with_mask(g, np.linspace(1e-6, 2.0, 8))  # all > 0
-    ref, ys_ref = traced(get_model(model_id, 8), g, tasks9, monkeypatch, rms_lambda=0.0)
-    res, ys = traced(get_model(model_id + "+mask", 8), masked, tasks9, monkeypatch, rms_lambda=0.0)
+    ref, ys_ref = traced(get_model(model_id, 8), g, tasks9, monkeypatch, repeats=2, seed=5, rms_lambda=0.0)
+    res, ys = traced(get_model(model_id + "+mask", 8), masked, tasks9, monkeypatch, repeats=2, seed=5, rms_lambda=0.0)
     assert len(ys) == len(ys_ref) and all(np.array_equal(a, b) for a, b in zip(ys, ys_ref))
     for f in ("returns", "reached", "steps", "fitness"):
         np.testing.assert_array_equal(getattr(res, f), getattr(ref, f))

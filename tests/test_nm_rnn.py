@@ -12,11 +12,12 @@ from math import exp, tanh
 import numpy as np
 import pytest
 
-from evoplastic import lifetime
 from evoplastic.envs import tasks as tasklib
 from evoplastic.models import get_model
 from evoplastic.models.base import linear, sigmoid
 from evoplastic.models.nm import NMRNN
+
+from _tracing import traced
 
 F32 = np.float32
 
@@ -112,19 +113,6 @@ def paired_genomes(hidden: int, count: int, c: float) -> tuple[np.ndarray, np.nd
     return g_lr, nm.pack(named)
 
 
-def traced(model, genomes, ts, monkeypatch):
-    """lifetime.evaluate in one batch, also returning every step's outputs (all rows)."""
-    ys, orig = [], type(model).step
-
-    def step(self, p, mem, x, live=None):
-        y = orig(self, p, mem, x, live)
-        ys.append(y.copy())
-        return y
-
-    with monkeypatch.context() as mp:
-        mp.setattr(type(model), "step", step)
-        res = lifetime.evaluate(model, genomes, ts, repeats=2, seed=3, batch=10**6)
-    return res, ys
 
 
 @pytest.mark.parametrize("hidden", [8, 64])
@@ -136,8 +124,8 @@ def test_nm_rnn_with_unit_gains_equals_lr_rnn_bit_for_bit(hidden: int, monkeypat
     p = nm.unpack(g_nm)
     z = np.random.default_rng(0).uniform(-1, 1, (3, 8)).astype(F32)
     assert (sigmoid(linear(p["A"], z, p["c"])) == 1.0).all()
-    res_lr, ys_lr = traced(lr, g_lr, ts, monkeypatch)
-    res_nm, ys_nm = traced(nm, g_nm, ts, monkeypatch)
+    res_lr, ys_lr = traced(lr, g_lr, ts, monkeypatch, repeats=2, seed=3, batch=10**6)
+    res_nm, ys_nm = traced(nm, g_nm, ts, monkeypatch, repeats=2, seed=3, batch=10**6)
     assert res_lr.reached.any() and not res_lr.reached.all()
     assert len(ys_lr) == len(ys_nm)
     for a, b in zip(ys_lr, ys_nm):
@@ -154,6 +142,6 @@ def test_nm_rnn_gains_change_behaviour(monkeypatch) -> None:
     """The comparison above can fail: with c = 0 (s ~ 0.5) the same genes act differently."""
     ts = tasklib.generate(3, 9, 0.30, seed=99)
     g_lr, g_nm = paired_genomes(8, 3, c=0.0)
-    _, ys_lr = traced(get_model("lr-rnn", 8), g_lr, ts, monkeypatch)
-    _, ys_nm = traced(get_model("nm-rnn", 8), g_nm, ts, monkeypatch)
+    _, ys_lr = traced(get_model("lr-rnn", 8), g_lr, ts, monkeypatch, repeats=2, seed=3, batch=10**6)
+    _, ys_nm = traced(get_model("nm-rnn", 8), g_nm, ts, monkeypatch, repeats=2, seed=3, batch=10**6)
     assert not np.array_equal(ys_lr[1], ys_nm[1])
