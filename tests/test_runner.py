@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import numpy as np
@@ -71,22 +70,29 @@ def _pids(backend) -> list[int]:
     return ray.get([a.pid.remote() for a in backend.actors])
 
 
-def _during(seconds: float, action) -> threading.Thread:
-    th = threading.Timer(seconds, action)
-    th.start()
-    return th
+def at_first_wait(monkeypatch, action) -> None:
+    """Run ``action`` once, when the backend first waits for results: every actor is then busy
+    with its first chunk, so the fault lands mid-generation however fast the chunks are."""
+    real_wait, done = ray.wait, []
+
+    def wait(*args, **kw):
+        if not done:
+            done.append(True)
+            action()
+        return real_wait(*args, **kw)
+
+    monkeypatch.setattr(ray, "wait", wait)
 
 
 @pytest.mark.slow
-def test_killed_actor_loses_no_genome(work, ray_backend) -> None:
+def test_killed_actor_loses_no_genome(work, ray_backend, monkeypatch) -> None:
     spec, genomes, ts, direct = work
     victim = _pids(ray_backend)[0]
     before = len(ray_backend.events)
     big = np.concatenate([genomes] * 4)  # long enough to kill a worker mid-generation
     ref = lifetime.evaluate(get_model("decprnn-postdn"), big, ts, repeats=3, seed=11)
-    th = _during(0.5, lambda: os.kill(victim, signal.SIGKILL))
+    at_first_wait(monkeypatch, lambda: os.kill(victim, signal.SIGKILL))
     res = ray_backend.evaluate(big, ts, 3, 11)
-    th.join()
     same(res, ref)
     events = ray_backend.events[before:]
     assert any("worker died" in e for e in events), events
@@ -94,17 +100,16 @@ def test_killed_actor_loses_no_genome(work, ray_backend) -> None:
 
 
 @pytest.mark.slow
-def test_hung_actor_is_killed_and_its_chunk_resubmitted(work, ray_backend) -> None:
+def test_hung_actor_is_killed_and_its_chunk_resubmitted(work, ray_backend, monkeypatch) -> None:
     spec, genomes, ts, direct = work
     victim = _pids(ray_backend)[0]
     before = len(ray_backend.events)
     big = np.concatenate([genomes] * 2)
     ref = lifetime.evaluate(get_model("decprnn-postdn"), big, ts, repeats=3, seed=11)
-    th = _during(0.2, lambda: os.kill(victim, signal.SIGSTOP))  # alive but never answers
+    at_first_wait(monkeypatch, lambda: os.kill(victim, signal.SIGSTOP))  # alive but never answers
     try:
         res = ray_backend.evaluate(big, ts, 3, 11)
     finally:
-        th.join()
         try:
             os.kill(victim, signal.SIGCONT)
         except ProcessLookupError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 
 @pytest.mark.slow
-def test_node_removed_mid_generation_loses_nothing() -> None:
+def test_node_removed_mid_generation_loses_nothing(monkeypatch) -> None:
     if ray.is_initialized():
         ray.shutdown()
     cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
@@ -33,10 +32,17 @@ def test_node_removed_mid_generation_loses_nothing() -> None:
         genomes = (0.05 * np.random.default_rng(2).standard_normal((64, model.n_gene))).astype(np.float32)
         ts = tasklib.generate(4, 9, 0.30, seed=5)
         ref = lifetime.evaluate(model, genomes, ts, repeats=3, seed=13)
-        th = threading.Timer(1.0, lambda: cluster.remove_node(node))
-        th.start()
+        # Remove the node when the backend first waits: both workers are then mid-chunk.
+        real_wait, done = ray.wait, []
+
+        def wait(*args, **kw):
+            if not done:
+                done.append(True)
+                cluster.remove_node(node)
+            return real_wait(*args, **kw)
+
+        monkeypatch.setattr(ray, "wait", wait)
         res = backend.evaluate(genomes, ts, 3, 13)
-        th.join()
         for f in ("fitness", "returns", "reached", "steps"):
             np.testing.assert_array_equal(getattr(res, f), getattr(ref, f))
         assert any("worker died" in e for e in backend.events), backend.events
