@@ -121,8 +121,14 @@ def expand_protocols(entries: list[str]) -> tuple[list[str], dict[str, int]]:
     return suites, settings
 
 
-def _file_name(suite: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", suite) + ".json"
+def result_path(run_dir: Path, suite: str) -> Path:
+    """Where a run's result on the task set named ``suite`` is kept: ``RUN_DIR/eval/<suite>.json``."""
+    return Path(run_dir) / "eval" / (re.sub(r"[^A-Za-z0-9._-]+", "_", suite) + ".json")
+
+
+def suite_name(spec: str) -> str:
+    """The name a ``--tasks`` entry's results are filed under (the task set's own name)."""
+    return spec if spec in tasklib.SUITES else tasklib.load(spec).name
 
 
 def evaluate_sources(sources: list[Source], suites: list[str], *, repeats: int = 1, rollouts: int | None = None,
@@ -153,7 +159,7 @@ def evaluate_sources(sources: list[Source], suites: list[str], *, repeats: int =
                                                    ("generation", "genome_kind", "checkpoint")})
                 rows.append(row)
                 if src.run_dir is not None:
-                    write_json(row, src.run_dir / "eval" / _file_name(ts.name))
+                    write_json(row, result_path(src.run_dir, ts.name))
                 log(f"[{i}/{n}] {src.label} on {ts.name} ({len(ts):,} tasks x {repeats}): "
                     f"weighted {row['weighted_mean']:+.3f} ± {row['weighted_se']:.3f} in {seconds:.1f} s")
         finally:

@@ -104,13 +104,23 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Sweep:
     return Sweep(str(raw.get("name", path.stem)), tuple(points), parallel, test, raw)
 
 
-def status(run_dir: Path, cfg: cfglib.ExperimentConfig) -> tuple[str, int]:
-    """("new" | "unfinished" | "trained", generation) of a point's run directory."""
+def _latest_meta(run_dir: Path) -> dict[str, Any] | None:
+    """Metadata of a point's newest good checkpoint (None: no checkpoint yet)."""
     if not ckpt.list_checkpoints(run_dir):
+        return None
+    return ckpt.load_latest(run_dir)[1]
+
+
+def _state(meta: dict[str, Any] | None, cfg: cfglib.ExperimentConfig) -> tuple[str, int]:
+    if meta is None:
         return "new", 0
-    _, meta, _ = ckpt.load_latest(run_dir)
     g = int(meta["generation"])
     return ("trained" if g >= cfg.generations else "unfinished"), g
+
+
+def status(run_dir: Path, cfg: cfglib.ExperimentConfig) -> tuple[str, int]:
+    """("new" | "unfinished" | "trained", generation) of a point's run directory."""
+    return _state(_latest_meta(run_dir), cfg)
 
 
 def _run_point(point: Point, run_dir: Path, argv: list[str]) -> str:
@@ -148,20 +158,20 @@ def _test_point(sweep: Sweep, point: Point, run_dir: Path) -> None:
                               address=point.config.workers.address)
 
 
-def _tested_at(run_dir: Path, suite: str) -> int | None:
-    """The checkpoint generation whose best genome the stored test result is of (None: none)."""
+def _test_result(run_dir: Path, suite: str) -> dict[str, Any] | None:
+    """The stored test result of a point on a ``test.suites`` entry (None: not tested yet)."""
     import json
 
     from evoplastic import evaluate
 
-    f = run_dir / "eval" / evaluate._file_name(_suite_name(suite))
-    return json.loads(f.read_text()).get("generation") if f.exists() else None
+    f = evaluate.result_path(run_dir, evaluate.suite_name(suite))
+    return json.loads(f.read_text()) if f.exists() else None
 
 
-def _suite_name(spec: str) -> str:
-    from evoplastic.envs import tasks as tasklib
-
-    return spec if spec in tasklib.SUITES else Path(spec).stem
+def _tested_at(run_dir: Path, suite: str) -> int | None:
+    """The checkpoint generation whose best genome the stored test result is of (None: none)."""
+    result = _test_result(run_dir, suite)
+    return None if result is None else result.get("generation")
 
 
 def run(sweep: Sweep, out: Path, argv: list[str]) -> list[str]:
@@ -208,22 +218,19 @@ def _with_workers(point: Point, count: int) -> Point:
 
 
 def summary_rows(sweep: Sweep, out: Path) -> list[dict[str, Any]]:
-    import json
-
     rows = []
     for p in sweep.points:
         run_dir = out / p.name
         row: dict[str, Any] = {"point": p.name, **p.values}
-        state, gen = status(run_dir, p.config)
+        meta = _latest_meta(run_dir)
+        state, gen = _state(meta, p.config)
         row.update(state=state, generation=gen)
-        if state != "new":
-            _, meta, _ = ckpt.load_latest(run_dir)
+        if meta is not None:
             row.update(best_validation=round(meta["best_validation"], 4), best_generation=meta["best_generation"])
         for s in sweep.test.get("suites") or []:
-            f = run_dir / "eval" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', _suite_name(s))}.json"
-            if f.exists():
-                r = json.loads(f.read_text())
-                row[f"{_suite_name(s)}"] = f"{r['weighted_mean']:+.3f} ± {r['weighted_se']:.3f}"
+            r = _test_result(run_dir, s)
+            if r is not None:
+                row[r["suite"]] = f"{r['weighted_mean']:+.3f} ± {r['weighted_se']:.3f}"
         rows.append(row)
     return rows
 

@@ -108,3 +108,16 @@ def test_report_of_run_and_sweep(folder: Path) -> None:
     cli("report", "sw", cwd=folder)  # the sweep of test_sweep_twice_skips_finished_points
     assert len([ln for ln in (folder / "sw" / "report" / "table.md").read_text().splitlines()
                 if ln.startswith("| seed-")]) == 2
+
+
+def test_sweep_with_a_task_file_finds_its_results_again(folder: Path) -> None:
+    cli("tasks", "make", "--size", "9", "--crowd", "0.3", "--count", "4", "--seed", "5",
+        "--name", "my set", "--out", "mine.npz", cwd=folder)
+    (folder / "sweep_file.yaml").write_text(
+        "name: file\nbase: tiny.yaml\nset: {generations: 1}\ngrid: {seed: [0]}\ntest: {suites: [mine.npz]}\n")
+    cli("sweep", "sweep_file.yaml", "--out", "swf", cwd=folder)
+    result = folder / "swf" / "seed-0" / "eval" / "my_set.json"  # filed under the task set's name, not the file's
+    stamp = result.stat().st_mtime_ns
+    cli("sweep", "sweep_file.yaml", "--out", "swf", cwd=folder)
+    assert result.stat().st_mtime_ns == stamp  # found again: not re-tested
+    assert "my set" in (folder / "swf" / "summary.csv").read_text().splitlines()[0]
