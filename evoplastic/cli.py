@@ -133,8 +133,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from evoplastic import config as cfglib
     from evoplastic import train
 
@@ -164,8 +162,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from evoplastic import train
 
     workers = {k: v for k, v in (("count", args.workers), ("address", args.address), ("backend", args.backend))
@@ -182,15 +178,16 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _shutdown_ray() -> None:
+    """Stop the Ray instance a command started (if it imported Ray at all)."""
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
 
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
     from evoplastic import sweep
 
-    overrides = list(args.set or [])
-    if args.address is not None:
-        overrides.append(f"workers.address={args.address}")
-    sw = sweep.load(args.sweep, overrides)
+    sw = sweep.load(args.sweep, _overrides(args))
     if args.parallel:
         import dataclasses
 
@@ -199,8 +196,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         sweep.run(sw, out, sys.argv)
     finally:
-        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-            sys.modules["ray"].shutdown()
+        _shutdown_ray()
     print((out / "summary.md").read_text())
     print(f"sweep directory: {out}")
     return 0
@@ -247,8 +243,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                          count=count, backend=args.backend, workers=args.workers,
                                          address=args.address)
     finally:
-        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-            sys.modules["ray"].shutdown()
+        _shutdown_ray()
     if args.json:
         write_json(rows[0] if len(rows) == 1 else rows, args.json)
     if args.csv:
