@@ -35,8 +35,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from evoplastic import fused
 from evoplastic import rng as crng
-from evoplastic.envs.maze import MAX_STEPS, VectorMaze
+from evoplastic.envs.maze import GOAL_REWARD, MAX_STEPS, STEP_REWARD, VectorMaze
 from evoplastic.envs.tasks import TaskSet
 from evoplastic.models.base import F32, N_IN, Model
 from evoplastic.results import WEIGHTS, check_weights, default_weights, summarize
@@ -83,6 +84,8 @@ class LifetimeResult:
         agent_steps: network + env steps actually taken by live lifetimes.
         active_fraction: (P,) float64, each genome's fraction of active hidden units; None for a
             model without a structure mask.
+        memory: with ``evaluate(..., memory=True)``, each lifetime's final memories, name ->
+            (P, L, ...) float32 (``Model.memory_state``); else None.
     """
 
     fitness: np.ndarray
@@ -93,6 +96,7 @@ class LifetimeResult:
     agent_steps: int
     meta: dict[str, Any] = field(default_factory=dict)
     active_fraction: np.ndarray | None = None
+    memory: dict[str, np.ndarray] | None = None
 
     def summary(self, index: int = 0, **meta: Any) -> dict[str, Any]:
         """The results schema for one genome."""
@@ -107,7 +111,16 @@ class LifetimeResult:
 
 
 def select_actions(y: np.ndarray, key: np.ndarray, counter: int, p_fixed: float | None) -> np.ndarray:
-    """SPEC 2 action selection for outputs y (B, 5); draws ``counter`` and ``counter + 1``."""
+    """SPEC 2 action selection for outputs y (B, 5) float32; draws ``counter`` and ``counter + 1``.
+
+    Compiled (the fused engine's own :func:`evoplastic.fused.select_action`, row by row) when
+    numba is available, so both engines take the same exponentials; numpy otherwise.
+    """
+    if fused.K.HAVE_NUMBA:
+        out = np.empty(len(y), np.int64)
+        fused.select_rows(np.ascontiguousarray(y, F32), np.asarray(key, np.uint64), counter,
+                          -1.0 if p_fixed is None else float(p_fixed), out)
+        return out
     y = y.astype(np.float64)
     p = np.full(len(y), p_fixed) if p_fixed is not None else 1.0 / (1.0 + np.exp(-2.0 * y[:, 4]))
     greedy = crng.uniform(key, counter) < p
@@ -156,9 +169,10 @@ class _Active:
 
 def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, key: np.ndarray,
                rollouts: int, profile: Profile,
-               on_step: Callable[[int, VectorMaze], None] | None = None,
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """All rollouts of one batch of lifetimes in lock step. Returns (L, R) arrays and agent-steps.
+               on_step: Callable[[int, VectorMaze], None] | None = None, memory: bool = False,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, dict[str, np.ndarray] | None]:
+    """All rollouts of one batch of lifetimes in lock step. Returns (L, R) arrays, agent-steps
+    and, with ``memory``, the final memories (``Model.memory_state``; else None).
 
     ``on_step(r, maze)``, if given, is called after every env step of rollout ``r`` (an observer:
     it must not change ``maze``).
@@ -209,7 +223,11 @@ def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, ke
             prev = np.where(live, action, prev)
             i += 1
         returns[:, r], reached[:, r], steps[:, r] = maze.episode_return(), maze.reached, maze.steps
-    return returns, reached, steps, agent_steps
+    final = None
+    if memory:
+        act.write_back()
+        final = model.memory_state(params, act.mem)
+    return returns, reached, steps, agent_steps, final
 
 
 def fitness_of(returns: np.ndarray, weights: np.ndarray, genomes: np.ndarray,
@@ -232,48 +250,125 @@ def fitness_of(returns: np.ndarray, weights: np.ndarray, genomes: np.ndarray,
     return fitness
 
 
+ENGINES = ("auto", "fused", "lockstep")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Everything that defines an evaluation, besides the genomes, tasks, repeats and seed.
+
+    One frozen value used by :func:`evaluate`, the runner's workers, training, ``eval`` and
+    ``bench``: a new setting is one field here.
+
+    Attributes:
+        model, hidden: the model id (``evoplastic models``) and its hidden size.
+        profile: evaluation behaviour (:data:`PROFILES`).
+        rollouts, weights: rollouts per lifetime and their score weights (None: the profile's).
+        frugality: cost per unit of active fraction of a masked model (paid once in the fitness).
+        max_steps: episode length cap (SPEC 1: 200).
+        rms_lambda: the SPEC 2 RMS penalty.
+        engine: ``auto`` (fused where the model is covered, see :mod:`evoplastic.fused`),
+            ``fused`` (an error for a model it does not cover) or ``lockstep``.
+        batch: lifetimes run in lock step at a time by the lock-step engine (memory and cache
+            size; never the result).
+    """
+
+    model: str
+    hidden: int = 64
+    profile: str = "evoplastic"
+    rollouts: int | None = None
+    weights: tuple[float, ...] | None = None
+    frugality: float = 0.0
+    max_steps: int = MAX_STEPS
+    rms_lambda: float = RMS_LAMBDA
+    engine: str = "auto"
+    batch: int = 256
+
+    def __post_init__(self) -> None:
+        get_profile(self.profile)
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.batch < 1 or self.max_steps < 1:
+            raise ValueError(f"batch and max_steps must be >= 1, got {self.batch} and {self.max_steps}")
+        if self.weights is not None:
+            object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+
+    def get_model(self) -> Model:
+        from evoplastic.models import get_model
+
+        return get_model(self.model, self.hidden)
+
+    def resolved(self) -> tuple[Profile, int, np.ndarray]:
+        """(profile, rollouts, weights (R,) float64) with the profile's defaults filled in."""
+        prof = get_profile(self.profile)
+        rollouts = prof.rollouts if self.rollouts is None else int(self.rollouts)
+        weights = self.weights
+        if weights is None:
+            weights = prof.weights if rollouts == prof.rollouts else default_weights(rollouts)
+        return prof, rollouts, check_weights(weights, rollouts)
+
+    def engine_for(self, model: Model, tracing: bool = False) -> str:
+        """``fused`` or ``lockstep``: what :func:`evaluate` runs ``model`` on."""
+        if self.engine == "lockstep" or (self.engine == "auto" and (tracing or not fused.covers(model))):
+            return "lockstep"
+        if not fused.covers(model):
+            why = "numba is not available" if not fused.K.HAVE_NUMBA else "it does not cover this model"
+            raise ValueError(f"engine 'fused' cannot run {model.id}: {why} (covered: "
+                             f"{', '.join(fused.COVERED)}); use engine 'auto' or 'lockstep'")
+        if tracing:
+            raise ValueError("on_step tracing runs on the lock-step engine; use engine 'auto' or 'lockstep'")
+        return "fused"
+
+
 def evaluate(
-    model: Model,
+    spec: EvalSpec | Model,
     genomes: np.ndarray,
     tasks: TaskSet,
     repeats: int = 1,
-    rollouts: int | None = None,
-    weights: tuple[float, ...] | None = None,
     seed: int = 0,
-    profile: str = "evoplastic",
-    batch: int = 256,
+    *,
     genome_ids: np.ndarray | None = None,
     task_ids: np.ndarray | None = None,
-    max_steps: int = MAX_STEPS,
-    rms_lambda: float = RMS_LAMBDA,
     on_step: Callable[[np.ndarray, int, VectorMaze], None] | None = None,
-    frugality: float = 0.0,
+    memory: bool = False,
+    **settings: Any,
 ) -> LifetimeResult:
     """Run every genome on every task ``repeats`` times and score it (SPEC 2).
 
     Args:
+        spec: the evaluation (:class:`EvalSpec`); or a model, with any :class:`EvalSpec` fields
+            as keyword ``settings`` (``evaluate(model, g, ts, rollouts=3, engine="lockstep")``).
         genomes: (P, N) float32 (or (N,)).
         genome_ids, task_ids: global ids for seeding (default: positions), so that evaluating a
             slice of the genomes or tasks elsewhere gives the same numbers.
-        batch: lifetimes run in lock step at a time (memory and cache size; never the result).
         on_step: an observer called after every env step as ``on_step(lifetimes, r, maze)``:
             ``lifetimes`` (B,) are the flat lifetime indices ``g * T * repeats + t * repeats + k``
             of the maze's rows, ``r`` the rollout and ``maze`` the :class:`VectorMaze` (its
             ``agent``, ``steps``, ``done``, ``reached``), which it must not change. Used by
-            :mod:`evoplastic.trajectory`; None (default) costs nothing.
-        frugality: cost per unit of active fraction of a masked model's genome (issue 7), paid
-            once in the fitness; 0 (no cost) by default.
+            :mod:`evoplastic.trajectory`; runs on the lock-step engine.
+        memory: also return every lifetime's final memories (``result.memory``: name ->
+            (P, T * repeats, ...) float32, as ``Model.memory_state`` defines them), to compare
+            continuous state across engines and splits, or to analyse what a lifetime learnt.
+
+    Raises:
+        ValueError: unknown profile or engine, bad weights, genomes of the wrong length, a
+            frugality cost for a model without a mask, ``engine="fused"`` for a model it does
+            not cover.
     """
-    prof = get_profile(profile)
-    rollouts = prof.rollouts if rollouts is None else int(rollouts)
-    if weights is None:
-        weights = prof.weights if rollouts == prof.rollouts else default_weights(rollouts)
-    w = check_weights(weights, rollouts)
-    if repeats < 1 or batch < 1:
-        raise ValueError(f"repeats and batch must be >= 1, got {repeats} and {batch}")
+    if isinstance(spec, Model):
+        model = spec
+        spec = EvalSpec(model.id, model.hidden, **settings)
+    else:
+        if settings:
+            raise TypeError(f"settings {sorted(settings)} go into the EvalSpec, not evaluate()")
+        model = spec.get_model()
+    prof, rollouts, w = spec.resolved()
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    engine = spec.engine_for(model, tracing=on_step is not None)
     active = model.active_fraction(genomes)
-    if frugality and active is None:
-        raise ValueError(f"a frugality cost ({frugality:g}) needs a model with a structure mask; "
+    if spec.frugality and active is None:
+        raise ValueError(f"a frugality cost ({spec.frugality:g}) needs a model with a structure mask; "
                          f"{model.id} has none (use {model.id}+mask)")
     named = model.unpack(genomes)
     p = len(next(iter(named.values())))
@@ -286,22 +381,34 @@ def evaluate(
     life = np.arange(total)
     g_of, t_of, k_of = life // per, (life % per) // repeats, life % repeats
     keys = crng.keys(seed, genome_ids[g_of], task_ids[t_of], k_of)
-    out = [np.zeros((total, rollouts)), np.zeros((total, rollouts), bool), np.zeros((total, rollouts), np.int32)]
-    agent_steps = 0
-    for start in range(0, total, batch):
-        sl = slice(start, min(start + batch, total))
-        params = {k: v[g_of[sl]] for k, v in named.items()}
-        maze = VectorMaze(tasks.walls, tasks.start, tasks.goal, t_of[sl], prof.encoding, max_steps,
+    if engine == "fused":
+        maze = VectorMaze(tasks.walls, tasks.start, tasks.goal, None, prof.encoding, spec.max_steps,
                           validate=False)
-        observe = None if on_step is None else functools.partial(on_step, life[sl])
-        ret, rea, stp, n = _run_batch(model, params, maze, keys[sl], rollouts, prof, observe)
-        for dst, src in zip(out, (ret, rea, stp)):
-            dst[sl] = src
-        agent_steps += n
+        stp, rea, agent_steps, final = fused.run(model, named, g_of, t_of, keys, maze, rollouts,
+                                                 prof.first_rollout_p, prof.feed_reward_done, memory)
+        ret = rea * GOAL_REWARD + STEP_REWARD * stp.astype(np.float64)  # VectorMaze.episode_return
+        out = [ret, rea, stp]
+    else:
+        out = [np.zeros((total, rollouts)), np.zeros((total, rollouts), bool), np.zeros((total, rollouts), np.int32)]
+        agent_steps, parts = 0, []
+        for start in range(0, total, spec.batch):
+            sl = slice(start, min(start + spec.batch, total))
+            params = {k: v[g_of[sl]] for k, v in named.items()}
+            maze = VectorMaze(tasks.walls, tasks.start, tasks.goal, t_of[sl], prof.encoding, spec.max_steps,
+                              validate=False)
+            observe = None if on_step is None else functools.partial(on_step, life[sl])
+            ret, rea, stp, n, part = _run_batch(model, params, maze, keys[sl], rollouts, prof, observe, memory)
+            for dst, src in zip(out, (ret, rea, stp)):
+                dst[sl] = src
+            agent_steps += n
+            parts.append(part)
+        final = {k: np.concatenate([q[k] for q in parts]) for k in parts[0]} if memory else None
     returns, reached, steps = (a.reshape(p, per, rollouts) for a in out)
-    fitness = fitness_of(returns, w, genomes, rms_lambda, frugality, active)
+    if final is not None:
+        final = {k: v.reshape((p, per) + v.shape[1:]) for k, v in final.items()}
+    fitness = fitness_of(returns, w, genomes, spec.rms_lambda, spec.frugality, active)
     meta = {"model": model.id, "hidden": model.hidden, "profile": prof.name, "seed": int(seed),
-            "repeats": int(repeats), "tasks": len(tasks), "suite": tasks.name}
+            "repeats": int(repeats), "tasks": len(tasks), "suite": tasks.name, "engine": engine}
     if active is not None:
-        meta["frugality"] = float(frugality)
-    return LifetimeResult(fitness, returns, reached, steps, w, agent_steps, meta, active)
+        meta["frugality"] = float(spec.frugality)
+    return LifetimeResult(fitness, returns, reached, steps, w, agent_steps, meta, active, final)

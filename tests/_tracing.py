@@ -16,5 +16,5 @@ def traced(model, genomes, ts, monkeypatch, **kw):
 
     with monkeypatch.context() as mp:
         mp.setattr(type(model), "step", step)
-        res = lifetime.evaluate(model, genomes, ts, **kw)
+        res = lifetime.evaluate(model, genomes, ts, engine="lockstep", **kw)  # steps are Python calls there
     return res, ys

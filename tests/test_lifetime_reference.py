@@ -351,7 +351,7 @@ def traced_evaluate(monkeypatch, model, genomes, ts, **kw):
     total = len(genomes) * len(ts) * kw["repeats"]
     with monkeypatch.context() as mp:
         mp.setattr(type(model), "step", step)
-        res = lifetime.evaluate(model, genomes, ts, batch=total, **kw)
+        res = lifetime.evaluate(model, genomes, ts, batch=total, engine="lockstep", **kw)
     traces = [[] for _ in range(total)]
     for y, live in calls:
         for b in (range(total) if live is None else np.flatnonzero(live)):

@@ -368,7 +368,7 @@ def test_memories_zeroed_once_and_carried_across_rollouts(model_id: str, tasks9,
     monkeypatch.setattr(cls, "init_memory", init_memory)
     monkeypatch.setattr(cls, "step", step)
     genomes = genomes_for(model_id, 3)
-    lifetime.evaluate(model, genomes, tasks9.head(2), repeats=1, rollouts=3, batch=4)
+    lifetime.evaluate(model, genomes, tasks9.head(2), repeats=1, rollouts=3, batch=4, engine="lockstep")
     assert inits == [4, 2]  # 6 lifetimes in batches of 4 and 2: one zeroing per batch
 
     # A rollout starts where no lifetime has a previous reward yet (all inputs 13 are 0);
@@ -395,7 +395,7 @@ def test_compaction_changes_no_number(model_id: str, tasks9, monkeypatch) -> Non
     the results of masking them, across rollouts (memories written back and gathered again)."""
     model = get_model(model_id, 8)
     genomes = genomes_for(model_id, 3, scale=0.3)
-    kw = dict(repeats=3, seed=4)
+    kw = dict(repeats=3, seed=4, engine="lockstep")
     monkeypatch.setattr(lifetime, "COMPACT_MIN", 10**9)
     masked = lifetime.evaluate(model, genomes, tasks9, **kw)
     sizes = []

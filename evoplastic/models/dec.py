@@ -1,9 +1,12 @@
 """Decomposed plasticity (SPEC 3, "Dec"): DecPRNN and DecPDNN with NoDN, PreDN or PostDN.
 
 The Dec rule of a plastic matrix W (d_y x d_x) is the rank-4 update
-``(A_y*post)(A_x*pre)^T + (B_y*post) B_x^T + C_y (C_x*pre)^T + D_y D_x^T``, applied as one batched
-product ``U V^T`` with U (d_y, 4) and V (d_x, 4): the four full rule matrices are never built.
+``(A_y*post)(A_x*pre)^T + (B_y*post) B_x^T + C_y (C_x*pre)^T + D_y D_x^T``, computed entry by
+entry from the eight vectors: the four full rule matrices are never built.
 Modulated: ``W += 0.2 m Dec``; unmodulated: ``W += Dec`` (no 0.2). No clipping.
+
+A step of one lifetime is one compiled kernel (:mod:`.dec_kernels`), the same for the lock-step
+batch and the fused engine, so that a lifetime's numbers never depend on its batch-mates.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evoplastic.models import kernels
-from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
+from evoplastic.models import dec_kernels as DK
+from evoplastic.models import kernels as K
+from evoplastic.models.base import F32, N_IN, N_OUT, Model
 
 _DEC = ("Ay", "Ax", "By", "Bx", "Cy", "Cx", "Dy", "Dx")
 MODULATIONS = ("none", "pre", "post")
@@ -24,26 +28,13 @@ def dec_shapes(prefix: str, d_y: int, d_x: int) -> list[tuple[str, tuple[int, ..
     return [(f"{prefix}.{v}", (d_y,) if v.endswith("y") else (d_x,)) for v in _DEC]
 
 
-def prepare_dec(p: dict[str, np.ndarray], name: str, prefixes: tuple[str, ...]) -> None:
-    """Stack the Dec vectors of one or two plastic matrices sharing ``post`` (once per batch).
-
-    Adds ``name.ay`` ... (B, 2, Y) (block 0 and block 1 post-side vectors; one prefix is used
-    for both) and ``name.ax`` ... (B, X) (pre-side vectors of the blocks side by side).
-    """
-    two = prefixes if len(prefixes) == 2 else prefixes * 2
-    for v in ("Ay", "By", "Cy", "Dy"):
-        p[f"{name}.{v.lower()}"] = np.ascontiguousarray(np.stack([p[f"{q}.{v}"] for q in two], axis=1))
-    for v in ("Ax", "Bx", "Cx", "Dx"):
-        p[f"{name}.{v.lower()}"] = np.ascontiguousarray(np.concatenate([p[f"{q}.{v}"] for q in prefixes], axis=1))
-
-
-def dec_update(w: np.ndarray, p: dict[str, np.ndarray], name: str, post: np.ndarray, pre: np.ndarray,
-               scale: np.ndarray, split: int, x_now: np.ndarray | None = None,
-               z_out: np.ndarray | None = None) -> None:
-    """SPEC 3 Dec update, rank 4 per block, in place (see :func:`kernels.dec_update`)."""
-    g = lambda v: p[f"{name}.{v}"]  # noqa: E731
-    kernels.dec_update(w, post, pre, g("ay"), g("by"), g("cy"), g("dy"), g("ax"), g("bx"), g("cx"),
-                       g("dx"), np.ascontiguousarray(scale, dtype=F32), split, x_now, z_out)
+def _prepare(p: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Add the flat parameters ``_g`` (B, N') and their offsets ``_lay`` (B, len(names)) (the
+    same row repeated, so that the evaluator can index every entry by lifetime)."""
+    q = dict(p)
+    q["_g"], lay = DK.pack(p, names)
+    q["_lay"] = np.broadcast_to(lay, (len(q["_g"]), len(lay)))
+    return q
 
 
 def _modulator_shapes(modulation: str, outputs: int, pre_in: int, hidden: int) -> list:
@@ -53,14 +44,6 @@ def _modulator_shapes(modulation: str, outputs: int, pre_in: int, hidden: int) -
         return [("m_in.W", (outputs, pre_in)), ("m_in.b", (outputs,)),
                 ("m_h.W", (outputs, hidden)), ("m_h.b", (outputs,))]
     return []
-
-
-def _scales(modulation: str, m: np.ndarray | None, live: np.ndarray | None, batch: int) -> np.ndarray:
-    """(B, k) update scales: 0.2 m when modulated (SPEC 3), else 1; 0 for finished lifetimes."""
-    s = np.ones((batch, 1), F32) if m is None else F32(0.2) * m
-    if live is not None:
-        s = s * live[:, None]
-    return s
 
 
 @dataclass(frozen=True)
@@ -89,49 +72,33 @@ class DecPRNN(Model):
     def memory_shapes(self):
         return {"W": (self.hidden, self.hidden + N_IN), "h": (self.hidden,)}
 
-    def prepare(self, p):
-        q = dict(p)
-        prepare_dec(q, "dec", ("h", "x"))
-        return q
+    def init_memory(self, batch, params=None):
+        """State of ``batch`` new lifetimes, all zero (see :mod:`.dec_kernels`): ``WT`` (B, H + 15,
+        H) the transposed ``[W_h | W_x]``, ``h`` (B, H) and the pending update ``_pp``, ``_pr``,
+        ``_ps`` (scale 0: none)."""
+        h, x = self.hidden, self.hidden + N_IN
+        return {"WT": np.zeros((batch, x, h), F32), "h": np.zeros((batch, h), F32),
+                "_pp": np.zeros((batch, h), F32), "_pr": np.zeros((batch, x), F32),
+                "_ps": np.zeros((batch, 2), F32)}
 
-    def flush(self, p, mem):
-        """Apply the pending Dec update so that ``mem["W"]`` holds the current weights."""
-        if "_pend_post" in mem:
-            dec_update(mem["W"], p, "dec", mem.pop("_pend_post"), mem.pop("_pend_pre"), mem.pop("_pend_scale"),
-                       self.hidden)
+    def prepare(self, p):
+        return _prepare(p, DK.DECRNN_NAMES)
 
     def memory_state(self, p, mem):
-        out = {k: v.copy() for k, v in mem.items()}
-        self.flush(p, out)
-        return out
+        """``W`` (B, H, H + 15) = ``[W_h | W_x]`` with the pending update applied, and ``h``."""
+        wt, pp, pr, ps = (mem[k].copy() for k in ("WT", "_pp", "_pr", "_ps"))
+        flush = DK.decrnn_flush_rows if K.HAVE_NUMBA else DK.decrnn_flush_rows_np
+        flush(p["_g"], p["_lay"][0], wt, pp, pr, ps)
+        return {"W": np.ascontiguousarray(wt.transpose(0, 2, 1)), "h": mem["h"].copy()}
 
     def step(self, p, mem, x, live=None):
-        H = self.hidden
-        w, h_prev = mem["W"], mem["h"]
-        pre = np.concatenate([h_prev, x], axis=1)  # [h_{t-1}; x_t]
-        # The previous step's Dec update is applied here, in the same pass over W that computes
-        # this step's pre-activation (one pass per step). Until then it waits in mem["_pend_*"]
-        # (see flush()); the maths is SPEC 3's: W_{t-1} = W_{t-2} + update_{t-1}, then W_{t-1} pre_t.
-        z = np.empty((len(x), H), F32)
-        if "_pend_post" in mem:
-            dec_update(w, p, "dec", mem["_pend_post"], mem["_pend_pre"], mem["_pend_scale"], H, pre, z)
-        else:
-            np.matmul(w, pre[:, :, None], out=z[:, :, None])
-        z += p["b"]
-        h = gate(p, np.tanh(z))  # a masked unit is 0 for the output, the modulator and the Dec rule
-        y = linear(p["W_o"], h, p["b_o"])  # uses h_t from the pre-update weights (SPEC 3)
-        m = None
-        if self.modulation == "post":
-            m = sigmoid(linear(p["m.W"], h, p["m.b"]))
-        elif self.modulation == "pre":
-            m = sigmoid(linear(p["m_in.W"], x, p["m_in.b"])) + sigmoid(linear(p["m_h.W"], h_prev, p["m_h.b"]))
-        s = _scales(self.modulation, m, live, len(x))
-        if s.shape[1] == 1:
-            s = np.repeat(s, 2, axis=1)
-        # Pending update: W_h (columns < H) with (post, pre) = (h_t, h_{t-1}), W_x with (h_t, x_t);
-        # scale 0 for finished lifetimes.
-        mem["_pend_post"], mem["_pend_pre"], mem["_pend_scale"] = h, pre, np.ascontiguousarray(s)
-        mem["h"] = keep_dead(h, h_prev, live)
+        # SPEC 3, one compiled kernel per lifetime (models/dec_kernels.py): the previous step's
+        # Dec update is applied in the same pass over W that computes this step's pre-activation.
+        y = np.empty((len(x), N_OUT), F32)
+        live = np.ones(len(x), bool) if live is None else live
+        rows = DK.decrnn_rows if K.HAVE_NUMBA else DK.decrnn_rows_np
+        rows(p["_g"], p["_lay"][0], DK.MOD_CODES[self.modulation], mem["WT"], mem["h"], mem["_pp"],
+             mem["_pr"], mem["_ps"], np.ascontiguousarray(x, F32), live, y)
         return y
 
 
@@ -164,25 +131,23 @@ class DecPDNN(Model):
     def memory_shapes(self):
         return {"W1": (self.hidden, N_IN), "W2": (self.hidden, self.hidden)}
 
+    def init_memory(self, batch, params=None):
+        """``W1T`` (B, 15, H) and ``W2T`` (B, H, H): the plastic matrices, transposed, zero."""
+        h = self.hidden
+        return {"W1T": np.zeros((batch, N_IN, h), F32), "W2T": np.zeros((batch, h, h), F32)}
+
     def prepare(self, p):
-        q = dict(p)
-        prepare_dec(q, "dec1", ("l1",))
-        prepare_dec(q, "dec2", ("l2",))
-        return q
+        return _prepare(p, DK.DECPDNN_NAMES)
+
+    def memory_state(self, p, mem):
+        """``W1`` (B, H, 15) and ``W2`` (B, H, H)."""
+        return {"W1": np.ascontiguousarray(mem["W1T"].transpose(0, 2, 1)),
+                "W2": np.ascontiguousarray(mem["W2T"].transpose(0, 2, 1))}
 
     def step(self, p, mem, x, live=None):
-        h1 = np.tanh(linear(mem["W1"], x, p["b1"]))
-        h2 = np.tanh(linear(mem["W2"], h1, p["b2"]))
-        y = linear(p["W_o"], h2, p["b_o"])
-        m = None
-        if self.modulation == "post":
-            m = np.concatenate([sigmoid(linear(p["m1.W"], h1, p["m1.b"])),
-                                sigmoid(linear(p["m2.W"], h2, p["m2.b"]))], axis=1)
-        elif self.modulation == "pre":
-            m = np.concatenate([sigmoid(linear(p["m1.W"], x, p["m1.b"])),
-                                sigmoid(linear(p["m2.W"], h1, p["m2.b"]))], axis=1)
-        s = _scales(self.modulation, m, live, len(x))
-        zero = np.zeros((len(x), 1), F32)
-        dec_update(mem["W1"], p, "dec1", h1, x, np.concatenate([s[:, :1], zero], 1), split=N_IN)
-        dec_update(mem["W2"], p, "dec2", h2, h1, np.concatenate([s[:, -1:], zero], 1), split=self.hidden)
+        y = np.empty((len(x), N_OUT), F32)
+        live = np.ones(len(x), bool) if live is None else live
+        rows = DK.decpdnn_rows if K.HAVE_NUMBA else DK.decpdnn_rows_np
+        rows(p["_g"], p["_lay"][0], DK.MOD_CODES[self.modulation], mem["W1T"], mem["W2T"],
+             np.ascontiguousarray(x, F32), live, y)
         return y
