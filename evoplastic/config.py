@@ -343,6 +343,29 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def apply_dict(data: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a plain config mapping) with ``updates`` merged in, mapping by mapping."""
+    out = dict(data)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = apply_dict(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Key paths whose values differ between two plain config mappings (``strategy.sigma0``, ...)."""
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        x, y, path = a.get(key), b.get(key), f"{prefix}{key}"
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += differing_keys(x, y, path + ".")
+        elif x != y:
+            out.append(path)
+    return out
+
+
 def load(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML experiment file, apply ``--set`` overrides, build and check it."""
     path = Path(path)

@@ -154,7 +154,8 @@ def evaluate_sources(sources: list[Source], suites: list[str], *, repeats: int =
                 t0 = time.perf_counter()
                 res = be.evaluate(src.genome[None], ts, repeats, seed)
                 seconds = time.perf_counter() - t0
-                row = res.summary(0, suite=ts.name, source=spec_text, genome=src.label, seed=seed,
+                row = res.summary(0, suite=ts.name, source=spec_text, tasks_digest=ts.digest()[:16],
+                                  genome=src.label, seed=seed,
                                   seconds=round(seconds, 3), agent_steps=res.agent_steps,
                                   backend=kind, **{k: v for k, v in src.meta.items() if k in
                                                    ("generation", "genome_kind", "checkpoint")})
