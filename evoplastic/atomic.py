@@ -22,9 +22,6 @@ def _umask() -> int:
     return mask
 
 
-_MODE = 0o666 & ~_umask()  # what open() would give a new file: collaborators read it as usual
-
-
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(f)`` on a temp file beside ``path``, fsync it, then rename it over ``path``.
 
@@ -40,7 +37,7 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         raise _named(exc, path.parent) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _MODE)
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # what open() would give: others read it as usual
             write(f)
             f.flush()
             os.fsync(f.fileno())

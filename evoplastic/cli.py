@@ -496,13 +496,15 @@ def os_error_line(exc: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     # From the very first moment: SIGTERM and SIGINT stop the command with a true message, never
     # silently (training turns the same signals into a checkpoint of the last generation).
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _raise_stop)
+    old = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _main(argv)
     except (KeyboardInterrupt, Stop) as exc:
         print(f"evoplastic: {_signal_name(exc)}", file=sys.stderr)
         return 130
+    finally:  # main() called from Python (tests, notebooks) leaves the caller's handlers as they were
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _main(argv: Sequence[str] | None) -> int:

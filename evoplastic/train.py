@@ -142,6 +142,10 @@ class Trainer:
             log.warning("%s: no checkpoint yet (the run stopped before its first one); starting again from "
                         "generation 0 with its config.yaml", run_dir)
             return self
+        if not ckpt.list_checkpoints(run_dir) and (run_dir / "command.txt").is_file():
+            raise UserError(f"{run_dir}: the run was stopped before it wrote its config.yaml, so there is "
+                            "nothing to resume; start it again with `evoplastic train CONFIG --run-dir "
+                            f"{run_dir}`")
         arrays, meta, path = ckpt.load_latest(run_dir)
         stored = json.loads(meta["config"])
         cfg = cfglib.from_dict(cfglib.apply_dict(stored, overrides), f"{path} (config)")
@@ -155,6 +159,7 @@ class Trainer:
         self.best_genome = arrays.pop("best_genome") if "best_genome" in arrays else None
         es = {k[3:]: v for k, v in arrays.items() if k.startswith("es/")}
         self.strategy = restore_strategy(es, segments=self._segments(), **cfg.strategy.options)
+        self._overrides = overrides
         self._resumed = True  # run() tidies metrics and config.yaml: resume() itself writes nothing
         log.info("resumed %s at generation %d from %s", run_dir, self.generation, path.name)
         return self
@@ -317,7 +322,7 @@ class Trainer:
             on_disk = None
             self._event(f"{path} is unreadable ({exc}); rewriting it from the checkpoint")
         if on_disk is not None:
-            edited = cfglib.differing_keys(on_disk, self.cfg.to_dict())
+            edited = cfglib.differing_keys(cfglib.apply_dict(on_disk, self._overrides), self.cfg.to_dict())
             if edited:
                 self._event(f"{path} was edited since the checkpoint ({', '.join(edited)}); a resumed run "
                             "keeps the checkpoint's settings, so config.yaml is rewritten to them (use "
