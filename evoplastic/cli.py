@@ -142,27 +142,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from evoplastic import config as cfglib
     from evoplastic import train
 
     cfg = cfglib.load(args.config, _overrides(args))
-    if args.generations is not None:
-        cfg = dataclasses.replace(cfg, generations=args.generations)
     run_dir = Path(args.run_dir)
     with _owning(run_dir):
-        return _train(train.Trainer(cfg, run_dir), run_dir)
+        return _train(train.Trainer(cfg, run_dir), run_dir, args.generations)
 
 
-def _train(trainer, run_dir: Path) -> int:
-    """Prepare (nothing written if that fails), record the command, run, report."""
+def _train(trainer, run_dir: Path, generations: int | None = None) -> int:
+    """Prepare (nothing written if that fails), record the command, run to ``generations`` (default:
+    the config's), report."""
     from evoplastic import train
 
     try:
         trainer.prepare()
         train.record_command(run_dir, sys.argv)
-        trainer.run(trainer.cfg.generations)
+        trainer.run(trainer.cfg.generations if generations is None else generations)
     finally:
         trainer.close()
     print(f"run directory: {run_dir} (generation {trainer.generation}, best validation "
