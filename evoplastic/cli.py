@@ -499,9 +499,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, Stop) as exc:
         print(f"evoplastic: {_signal_name(exc)}", file=sys.stderr)
         return 130
-    finally:  # main() called from Python (tests, notebooks) leaves the caller's handlers as they were
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+    finally:  # main([...]) called from Python (tests, notebooks) leaves the caller's handlers as they
+        # were; the console script keeps its own to the last instant, so a late signal still gets a line
+        if argv is not None:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
 
 def _main(argv: Sequence[str] | None) -> int:
