@@ -26,24 +26,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from evoplastic.errors import UserError
+from evoplastic.limits import MAX_TASK_BYTES
+
 GENERATOR_VERSION = 1
 BLOCK = 256
 GOAL_FACTOR = 0.45  # SPEC 1: the goal must be farther than 0.45 n from the start
 
+# Generation time grows about as n^5 (256 mazes: 21x21 0.13 s, 31x31 0.6 s, 41x41 1.9 s on one core);
+# past this size a suite takes minutes with no use in sight (the paper stops at 21x21).
+MAX_SIZE = 51
 _BIG = np.int16(32000)  # label of a wall in the "low" label array (so min() ignores walls)
 
 
 def check_size(n: int) -> None:
-    """Raise ValueError unless ``n`` is an odd maze size >= 7 (SPEC 1)."""
+    """Raise UserError unless ``n`` is an odd maze size in 7..MAX_SIZE (SPEC 1)."""
     if int(n) != n or n < 7 or n % 2 == 0:
-        raise ValueError(f"maze size must be an odd integer >= 7, got {n!r}")
-    if n > 255:
-        raise ValueError(f"maze size {n} is too large (at most 255)")
+        raise UserError(f"maze size must be an odd integer >= 7, got {n!r}")
+    if n > MAX_SIZE:
+        raise UserError(f"maze size {n} is over the limit of {MAX_SIZE}: generation time grows about as "
+                        f"n^5 (256 mazes of 41x41 take ~2 s on one core, of 101x101 minutes)")
 
 
 def _check_crowd(crowd_ratio: float) -> None:
     if not (0.0 <= float(crowd_ratio) < 1.0):
-        raise ValueError(f"crowd_ratio must be in [0, 1), got {crowd_ratio!r}")
+        raise UserError(f"crowd_ratio must be in [0, 1), got {crowd_ratio!r}")
 
 
 def _draw_start_goal(rng: np.random.Generator, count: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,9 +174,12 @@ def generate(
     from their own seed sequence, and the last block is cut to size.
     """
     if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
+        raise UserError(f"count must be >= 1, got {count}")
+    if count * n * n > MAX_TASK_BYTES:
+        raise UserError(f"{count:,} mazes of {n}x{n} take {count * n * n / 2**30:.3g} GiB, over the limit of "
+                        f"{MAX_TASK_BYTES / 2**30:g} GiB")
     if int(seed) < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise UserError(f"seed must be >= 0, got {seed}")
     parts = []
     for b in range(-(-count // BLOCK)):
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(int(seed), spawn_key=(b,))))

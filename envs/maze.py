@@ -50,6 +50,39 @@ def check_tasks(walls: np.ndarray, start: np.ndarray, goal: np.ndarray) -> None:
             raise ValueError(f"task {int(np.flatnonzero(on_wall)[0])}: the {name} cell is a wall")
 
 
+def check_solvable(walls: np.ndarray, start: np.ndarray, goal: np.ndarray) -> None:
+    """Raise ValueError naming the first task whose goal is the start or cannot be reached from it.
+
+    A flood fill from every start at once over the open cells (4-neighbours), one step per
+    iteration, until no task's reachable set grows. Arrays as for :func:`check_tasks`, which must
+    have passed.
+    """
+    t = len(walls)
+    rows = np.arange(t)
+    same = (start == goal).all(1)
+    if same.any():
+        raise ValueError(f"task {int(np.flatnonzero(same)[0])}: the start and the goal are the same cell "
+                         f"{tuple(int(x) for x in start[same][0])}")
+    open_ = walls == 0
+    seen = np.zeros_like(open_)
+    seen[rows, start[:, 0], start[:, 1]] = True
+    while True:
+        grown = seen.copy()
+        grown[:, 1:] |= seen[:, :-1]
+        grown[:, :-1] |= seen[:, 1:]
+        grown[:, :, 1:] |= seen[:, :, :-1]
+        grown[:, :, :-1] |= seen[:, :, 1:]
+        grown &= open_
+        if (grown == seen).all():
+            break
+        seen = grown
+    cut_off = ~seen[rows, goal[:, 0], goal[:, 1]]
+    if cut_off.any():
+        i = int(np.flatnonzero(cut_off)[0])
+        raise ValueError(f"task {i}: the goal {tuple(int(x) for x in goal[i])} cannot be reached from the start "
+                         f"{tuple(int(x) for x in start[i])} ({int(cut_off.sum())} such task(s))")
+
+
 class VectorMaze:
     """A batch of maze episodes stepped in lock step, with no Python loop over the batch.
 

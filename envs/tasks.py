@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from evoplastic import limits, safenpz
 from evoplastic.atomic import write_atomic
 from evoplastic.envs import generator
-from evoplastic.envs.maze import check_tasks
+from evoplastic.envs.maze import check_solvable, check_tasks
+from evoplastic.errors import UserError
 
 FORMAT = "evoplastic-tasks"
 FORMAT_VERSION = 1
+
+
+class TaskIndexError(UserError, IndexError):
+    """A task index outside the set (an IndexError a user can cause from the command line)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class TaskSet:
         if count is None or count >= len(self):
             return self
         if count < 1:
-            raise ValueError(f"count must be >= 1, got {count}")
+            raise UserError(f"count must be >= 1, got {count}")
         meta = dict(self.meta, count=int(count))
         return TaskSet(self.walls[:count], self.start[:count], self.goal[:count], meta)
 
@@ -100,7 +104,7 @@ class TaskSet:
     def render(self, index: int) -> str:
         """Task ``index`` as text: ``#`` wall, ``.`` free, ``S`` start, ``G`` goal."""
         if not 0 <= index < len(self):
-            raise IndexError(f"task index {index} out of range 0..{len(self) - 1}")
+            raise TaskIndexError(f"task index {index} out of range 0..{len(self) - 1}")
         grid = np.where(self.walls[index] != 0, "#", ".").astype("<U1")
         grid[tuple(self.start[index])] = "S"
         grid[tuple(self.goal[index])] = "G"
@@ -143,14 +147,19 @@ def suite(name: str) -> TaskSet:
     try:
         spec = SUITES[name]
     except KeyError:
-        raise ValueError(f"unknown task suite {name!r}; known suites: {', '.join(SUITES)}") from None
+        raise UserError(f"unknown task suite {name!r}; known suites: {', '.join(SUITES)}") from None
     ts = generate(spec.count, spec.size, spec.crowd_ratio, spec.seed, name=name)
     return ts
 
 
 def save(tasks: TaskSet, path: str | Path) -> Path:
-    """Write ``tasks`` to ``path`` (.npz) atomically (temp file + rename)."""
+    """Write ``tasks`` to ``path`` (.npz) atomically (temp file + rename), once every task is
+    checked to be solvable (UserError naming the first task that is not)."""
     path = Path(path)
+    try:
+        check_solvable(tasks.walls, tasks.start, tasks.goal)
+    except ValueError as exc:
+        raise UserError(f"{path}: not written: {exc}") from None
     meta = dict(tasks.meta, format=FORMAT, format_version=FORMAT_VERSION, count=len(tasks))
     arrays = dict(walls=tasks.walls.astype(np.uint8), start=tasks.start.astype(np.int16),
                   goal=tasks.goal.astype(np.int16), meta=np.array(json.dumps(meta, sort_keys=True)))
@@ -162,28 +171,33 @@ def load_npz(path: str | Path) -> TaskSet:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such task file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = {"walls", "start", "goal", "meta"} - set(z.files)
-            if not missing:
-                meta = json.loads(str(z["meta"]))
-                walls, start, goal = z["walls"], z["start"], z["goal"]
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
-            json.JSONDecodeError) as exc:
-        # np.load's own messages can suggest allow_pickle=True: never pass them on as they are.
-        why = "it holds pickled objects" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
-        raise ValueError(f"{path}: unreadable or corrupt task file ({why})") from None
+    z = safenpz.read(path, "task file", limits.MAX_TASK_BYTES)
+    missing = {"walls", "start", "goal", "meta"} - set(z)
     if missing:
-        raise ValueError(f"{path}: not an evoplastic task file (missing {sorted(missing)})")
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: corrupt task file (metadata is not a JSON object)")
-    if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported task file format {meta.get('format')!r} "
-                         f"version {meta.get('format_version')!r}")
+        raise UserError(f"{path}: not an evoplastic task file (missing {sorted(missing)})")
     try:
-        return TaskSet(walls, start, goal, dict(meta, source=str(path)))
+        meta = json.loads(str(z["meta"]))
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise UserError(f"{path}: corrupt task file (metadata: {exc})") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: corrupt task file (metadata is not a JSON object)")
+    if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
+        raise UserError(f"{path}: unsupported task file format {meta.get('format')!r} "
+                         f"version {meta.get('format_version')!r}")
+    return _checked(z["walls"], z["start"], z["goal"], dict(meta, source=str(path)), path)
+
+
+def _checked(walls: np.ndarray, start: np.ndarray, goal: np.ndarray, meta: dict[str, Any],
+             path: Path) -> TaskSet:
+    """A task set read from ``path``, every task checked to be a solvable maze."""
+    try:
+        if len(walls) > limits.MAX_TASKS:
+            raise UserError(f"{len(walls)} tasks exceed the limit of {limits.MAX_TASKS:,}")
+        ts = TaskSet(walls, start, goal, meta)
+        check_solvable(ts.walls, ts.start, ts.goal)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return ts
 
 
 def load_reference(path: str | Path) -> TaskSet:
@@ -193,21 +207,18 @@ def load_reference(path: str | Path) -> TaskSet:
     path = Path(path)
     raw = safepickle.load_one(path)
     if not isinstance(raw, list) or not raw or not all(isinstance(d, dict) for d in raw):
-        raise ValueError(f"{path}: a reference task file holds a non-empty list of dicts")
+        raise UserError(f"{path}: a reference task file holds a non-empty list of dicts")
     try:
         walls = np.stack([np.asarray(d["cell_walls"]) for d in raw]).astype(np.uint8)
         start = np.array([tuple(d["start"]) for d in raw], dtype=np.int16)
         goal = np.array([tuple(d["goal"]) for d in raw], dtype=np.int16)
     except (KeyError, ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: malformed reference task ({type(exc).__name__}: {exc}); each "
+        raise UserError(f"{path}: malformed reference task ({type(exc).__name__}: {exc}); each "
                          "task needs 'start', 'goal' and an n x n 'cell_walls'") from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     meta = {"name": path.stem, "source": str(path), "source_sha256": digest, "format": "reference-pickle",
             "size": int(walls.shape[1]), "crowd_ratio": None, "seed": None}
-    try:
-        return TaskSet(walls, start, goal, meta)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    return _checked(walls, start, goal, meta, path)
 
 
 def load(spec: str | Path) -> TaskSet:

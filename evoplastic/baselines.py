@@ -14,6 +14,7 @@ import numpy as np
 from evoplastic import rng as crng
 from evoplastic.envs.maze import VectorMaze
 from evoplastic.envs.tasks import TaskSet
+from evoplastic.errors import UserError
 from evoplastic.results import default_weights, summarize
 
 Policy = Callable[[VectorMaze, int], np.ndarray]  # (maze, global step counter) -> (B,) actions
@@ -103,7 +104,7 @@ def evaluate(
         lifetime = np.arange(len(tasks) * repeats)
         policy = random_policy(crng.keys(seed, lifetime // repeats, lifetime % repeats))
     else:
-        raise ValueError(f"unknown baseline {kind!r}; choose oracle or random")
+        raise UserError(f"unknown baseline {kind!r}; choose oracle or random")
     returns, reached, steps = run_lifetimes(tasks, policy, rollouts, repeats, encoding)
     w = default_weights(rollouts) if weights is None else tuple(weights)
     return summarize(returns, reached, steps, np.asarray(w), len(tasks), suite=tasks.name,

@@ -14,13 +14,14 @@ import hashlib
 import json
 import logging
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from evoplastic import safenpz
 from evoplastic.atomic import write_atomic
+from evoplastic.errors import UserError
 
 FORMAT = "evoplastic-checkpoint"
 FORMAT_VERSION = 1
@@ -29,7 +30,7 @@ _NAME = re.compile(r"^ckpt-(\d{7})\.npz$")
 log = logging.getLogger("evoplastic.checkpoint")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """No usable checkpoint (missing, truncated, corrupt or of another format)."""
 
 
@@ -72,12 +73,13 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read and verify one checkpoint: (arrays, metadata)."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = safenpz.read(path, "checkpoint")
         meta = json.loads(str(arrays.pop("__meta__")))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, json.JSONDecodeError) as exc:
+    except UserError as exc:  # corrupt, or over a size limit: already one line naming the file
+        raise CheckpointError(str(exc)) from None
+    except (OSError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(exc).__name__}: "
                               f"{' '.join(str(exc).split())})") from None
     if meta.get("format") != FORMAT:

@@ -1,18 +1,27 @@
-"""The ``evoplastic`` command line: one command, subcommands. Errors are one line, exit code 2."""
+"""The ``evoplastic`` command line: one command, subcommands.
+
+Expected errors (:class:`~evoplastic.errors.UserError`, file-system errors) are one line, exit 2;
+SIGINT/SIGTERM stop a command at any moment with a true account of what was kept, exit 130; any
+other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import logging
 import os
-import pickle
+import signal
 import sys
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from evoplastic import __version__
+from evoplastic.errors import Stop, UserError
 
 
 def _csv_floats(text: str) -> tuple[float, ...]:
@@ -138,16 +147,55 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = cfglib.load(args.config, _overrides(args))
     run_dir = Path(args.run_dir)
-    trainer = train.Trainer(cfg, run_dir)
-    train.record_command(run_dir, sys.argv)
+    with _owning(run_dir):
+        return _train(train.Trainer(cfg, run_dir), run_dir, args.generations)
+
+
+def _train(trainer, run_dir: Path, generations: int | None = None) -> int:
+    """Prepare (nothing written if that fails), record the command, run to ``generations`` (default:
+    the config's), report."""
+    from evoplastic import train
+
     try:
-        trainer.start()
-        trainer.run(args.generations if args.generations is not None else cfg.generations)
+        trainer.prepare()
+        train.record_command(run_dir, sys.argv)
+        trainer.run(trainer.cfg.generations if generations is None else generations)
     finally:
         trainer.close()
     print(f"run directory: {run_dir} (generation {trainer.generation}, best validation "
           f"{trainer.best_validation:.4f} at generation {trainer.best_generation})")
     return 0
+
+
+@contextlib.contextmanager
+def _owning(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock; a stop on the way out says what the run directory now holds."""
+    from evoplastic.dirlock import DirLock
+
+    try:
+        with DirLock(run_dir, "run directory"):
+            yield
+    except (Stop, KeyboardInterrupt) as exc:
+        raise Stop(f"{_signal_name(exc)}; {_kept(run_dir)}") from None
+
+
+def _kept(run_dir: Path) -> str:
+    """What a stopped run left: the generation to resume from, or that there is nothing yet."""
+    from evoplastic import checkpoint as ckpt
+
+    gens = [int(p.name[5:12]) for p in ckpt.list_checkpoints(run_dir)]
+    if gens:
+        return (f"generation {max(gens)} is checkpointed in {run_dir}; `evoplastic resume {run_dir}` "
+                "continues the run")
+    if (run_dir / "config.yaml").is_file():
+        return (f"no generation was checkpointed yet; `evoplastic resume {run_dir}` starts the run "
+                "from generation 0")
+    return f"nothing was written to {run_dir}"
+
+
+def _signal_name(exc: BaseException) -> str:
+    name = exc.args[0] if isinstance(exc, Stop) and exc.args else "SIGINT"
+    return f"stopped by {name}" if str(name).startswith("SIG") else str(name)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -167,15 +215,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     workers = {k: v for k, v in (("count", args.workers), ("address", args.address), ("backend", args.backend))
                if v is not None}
     run_dir = Path(args.run_dir)
-    trainer = train.Trainer.resume(run_dir, workers)
-    train.record_command(run_dir, sys.argv)
-    try:
-        trainer.run(args.generations if args.generations is not None else trainer.cfg.generations)
-    finally:
-        trainer.close()
-    print(f"run directory: {run_dir} (generation {trainer.generation}, best validation "
-          f"{trainer.best_validation:.4f} at generation {trainer.best_generation})")
-    return 0
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    with _owning(run_dir):
+        return _train(train.Trainer.resume(run_dir, workers, generations=args.generations), run_dir)
 
 
 def _shutdown_ray() -> None:
@@ -193,8 +236,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
         sw = dataclasses.replace(sw, parallel=args.parallel)
     out = Path(args.out or Path("runs") / sw.name)
+    from evoplastic.dirlock import DirLock
+
     try:
-        sweep.run(sw, out, sys.argv)
+        with DirLock(out, "sweep directory"):
+            sweep.run(sw, out, sys.argv)
+    except (Stop, KeyboardInterrupt) as exc:
+        raise Stop(f"{_signal_name(exc)}; each point keeps its newest checkpoint; `evoplastic sweep "
+                   f"{args.sweep} --out {out}` continues the sweep") from None
     finally:
         _shutdown_ray()
     print((out / "summary.md").read_text())
@@ -208,9 +257,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     try:
         files = write_report(Path(args.path), Path(args.out) if args.out else None,
                              mazes=args.mazes, suite=args.suite, seed=args.seed)
-    except ImportError as exc:  # matplotlib missing: main() does not map ImportError
-        print(f"evoplastic: error: {exc}", file=sys.stderr)
-        return 2
+    except ImportError as exc:  # matplotlib missing
+        raise UserError(str(exc)) from None
     for f in files:
         print(f)
     return 0
@@ -412,26 +460,77 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _raise_stop(signum: int, frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+# Hints for file-system errors, by errno: what the user can do about it.
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full; free space and run the command again (a run continues with "
+                  "`evoplastic resume`, its last checkpoint intact)",
+    errno.EFBIG: "the file size limit was reached (ulimit -f); raise it and run the command again",
+    errno.EDQUOT: "the disk quota is exceeded; free space and run the command again",
+    errno.EROFS: "the file system is read-only; use a writable directory",
+    errno.EACCES: "permission denied; check the permissions or use another directory",
+    errno.EPERM: "operation not permitted; check the permissions or use another directory",
+    errno.EISDIR: "a directory is where a file is expected; move it away or choose another path",
+    errno.ENOTDIR: "a file is where a directory is expected; move it away or choose another path",
+    errno.EEXIST: "something is already there; move it away or choose another path",
+    errno.ENOENT: "no such file or directory",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a file-system error: the path, what happened, what to do."""
+    what = exc.strerror or str(exc)
+    where = f"{exc.filename}: " if exc.filename else ""
+    hint = _OS_HINTS.get(exc.errno or -1)
+    if exc.errno is None and exc.args:  # raised with a message of our own (FileNotFoundError("..."))
+        return str(exc.args[0])
+    return f"{where}{what}" + (f" ({hint})" if hint and hint != what.lower() else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # From the very first moment: SIGTERM and SIGINT stop the command with a true message, never
+    # silently (training turns the same signals into a checkpoint of the last generation).
+    old = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _main(argv)
+    except (KeyboardInterrupt, Stop) as exc:
+        print(f"evoplastic: {_signal_name(exc)}", file=sys.stderr)
+        return 130
+    finally:  # main([...]) called from Python (tests, notebooks) leaves the caller's handlers as they
+        # were; the console script keeps its own to the last instant, so a late signal still gets a line
+        if argv is not None:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":  # one BLAS thread: figures are per core (effective if numpy is not loaded yet)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
-    from evoplastic.errors import NoWorkersError, Stop
+    from evoplastic.errors import NoWorkersError
 
     logging.basicConfig(level=logging.WARNING, format="evoplastic: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError, IndexError, pickle.UnpicklingError) as exc:
+    except UserError as exc:
         print(f"evoplastic: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"evoplastic: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except NoWorkersError as exc:
         print(f"evoplastic: error: {exc}", file=sys.stderr)
         return 3
-    except (KeyboardInterrupt, Stop):
-        print("evoplastic: interrupted (the last completed generation is checkpointed)", file=sys.stderr)
-        return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"evoplastic: internal error: this is a bug in evoplastic {__version__}, not in your input; "
+              "please report it with the command line and the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

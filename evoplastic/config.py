@@ -12,16 +12,21 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from evoplastic import limits, yamlio
+from evoplastic.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A bad configuration: the message is one line and names the file and key path."""
 
 
@@ -124,22 +129,26 @@ class ExperimentConfig:
 
 # -- range checks: (path, predicate, message) ------------------------------------------------
 
+MAX_STD = 1e6  # sigma0 and init_std: far past any useful weight scale, far below float32 overflow
+_F32_MAX = float(np.finfo(np.float32).max)
+
 _CHECKS: list[tuple[str, Any, str]] = [
-    ("generations", lambda v: v >= 0, "must be >= 0"),
-    ("model.hidden", lambda v: v >= 1, "must be >= 1"),
+    ("seed", lambda v: v >= 0, "must be >= 0"),
+    ("generations", lambda v: 0 <= v <= limits.MAX_GENERATIONS, f"must be in 0..{limits.MAX_GENERATIONS:,}"),
+    ("model.hidden", lambda v: 1 <= v <= limits.MAX_HIDDEN, f"must be in 1..{limits.MAX_HIDDEN} (limit)"),
     ("model.frugality", lambda v: v >= 0, "must be >= 0"),
     ("lifetime.rollouts", lambda v: v is None or v >= 1, "must be >= 1"),
-    ("tasks.size", lambda v: v >= 5 and v % 2 == 1, "must be odd and >= 5"),
     ("tasks.crowd_ratio", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
     ("tasks.repeats", lambda v: v >= 1, "must be >= 1"),
-    ("tasks.schedule", lambda v: len(v) > 0 and v[0][0] == 0 and all(c >= 1 for _, c in v)
+    ("tasks.schedule", lambda v: len(v) > 0 and v[0][0] == 0 and all(1 <= c <= limits.MAX_TASKS for _, c in v)
      and all(a[0] < b[0] for a, b in zip(v, v[1:])),
-     "must be [[0, n0], [g1, n1], ...] with increasing generations and n >= 1"),
-    ("strategy.popsize", lambda v: v >= 2, "must be >= 2"),
-    ("strategy.sigma0", lambda v: v > 0, "must be > 0"),
-    ("strategy.init_std", lambda v: v >= 0, "must be >= 0"),
-    ("validation.count", lambda v: v >= 1, "must be >= 1"),
+     f"must be [[0, n0], [g1, n1], ...] with increasing generations and n in 1..{limits.MAX_TASKS:,}"),
+    ("strategy.popsize", lambda v: 2 <= v <= limits.MAX_POPSIZE, f"must be in 2..{limits.MAX_POPSIZE:,} (limit)"),
+    ("strategy.sigma0", lambda v: 0 < v <= MAX_STD, f"must be in (0, {MAX_STD:g}]"),
+    ("strategy.init_std", lambda v: 0 <= v <= MAX_STD, f"must be in [0, {MAX_STD:g}]"),
+    ("validation.count", lambda v: 1 <= v <= limits.MAX_TASKS, f"must be in 1..{limits.MAX_TASKS:,}"),
     ("validation.repeats", lambda v: v >= 1, "must be >= 1"),
+    ("validation.seed", lambda v: v >= 0, "must be >= 0"),
     ("validation.interval", lambda v: v >= 1, "must be >= 1"),
     ("checkpoint.interval", lambda v: v >= 1, "must be >= 1"),
     ("checkpoint.keep", lambda v: v >= 1, "must be >= 1"),
@@ -147,7 +156,7 @@ _CHECKS: list[tuple[str, Any, str]] = [
     ("workers.count", lambda v: v is None or v >= 1, "must be >= 1"),
     ("workers.timeout", lambda v: v > 0, "must be > 0"),
     ("workers.chunks_per_worker", lambda v: v >= 1, "must be >= 1"),
-    ("workers.batch", lambda v: v >= 1, "must be >= 1"),
+    ("workers.batch", lambda v: 1 <= v <= 65536, "must be in 1..65536"),
     ("workers.max_restarts", lambda v: v >= 0, "must be >= 0"),
 ]
 
@@ -189,16 +198,22 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, path)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
+        if not math.isfinite(value) or abs(value) > _F32_MAX:
+            raise ConfigError(f"{path}: expected a finite number within float32 range (|x| <= "
+                              f"{_F32_MAX:.4g}), got {value!r}")
+        return value
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value
+    if tp is int and isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)  # 1e1, 1.0e3: scientific notation for a whole number means that number
     if tp in (str, bool) and isinstance(value, tp):
         return value
     hint = ""
     if tp in (int, float) and isinstance(value, str):
         try:
             float(value)
-            hint = f" (YAML reads {value} as a string; write it with a decimal point, e.g. 1.0e-3)"
+            hint = " (a quoted number is a string in YAML; remove the quotes)"
         except ValueError:
             pass
     shown = f"the string {value!r}" if isinstance(value, str) else repr(value)
@@ -239,6 +254,7 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfi
             if not ok(value):
                 raise ConfigError(f"{path}: {msg}, got {value!r}")
         _check_names(cfg)
+        _check_resources(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return cfg
@@ -277,6 +293,39 @@ def _check_names(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"strategy.options: {exc}") from None
 
 
+def _check_resources(cfg: ExperimentConfig) -> None:
+    """Memory a run will take, bounded before any is taken; rollout weights that fit the profile."""
+    from evoplastic.lifetime import PROFILES
+    from evoplastic.models import get_model
+    from evoplastic.results import check_weights
+
+    from evoplastic.envs.generator import check_size
+
+    try:
+        check_size(cfg.tasks.size)
+    except ValueError as exc:
+        raise ConfigError(f"tasks.size: {exc}") from None
+    model = get_model(cfg.model.id, cfg.model.hidden)
+    population = cfg.strategy.popsize * model.n_gene * 8
+    if population > limits.MAX_POPULATION_BYTES:
+        raise ConfigError(f"strategy.popsize: {cfg.strategy.popsize:,} genomes of {model.n_gene:,} genes take "
+                          f"{limits.gib(population)}, over the limit of {limits.gib(limits.MAX_POPULATION_BYTES)}")
+    lifetime = 4 * sum(int(np.prod(s)) for s in model.memory_shapes().values())
+    if cfg.workers.batch * lifetime > limits.MAX_BATCH_BYTES:
+        raise ConfigError(f"workers.batch: {cfg.workers.batch} lifetimes of {limits.gib(lifetime)} memories exceed "
+                          f"the limit of {limits.gib(limits.MAX_BATCH_BYTES)}; lower workers.batch or model.hidden")
+    walls = max(n for _, n in cfg.tasks.schedule) * cfg.tasks.size ** 2
+    if walls > limits.MAX_TASK_BYTES:
+        raise ConfigError(f"tasks.schedule: {limits.gib(walls)} of mazes per generation exceed the limit of "
+                          f"{limits.gib(limits.MAX_TASK_BYTES)}")
+    if cfg.lifetime.weights is not None:
+        rollouts = cfg.lifetime.rollouts or PROFILES[cfg.lifetime.profile].rollouts
+        try:
+            check_weights(cfg.lifetime.weights, rollouts)
+        except ValueError as exc:
+            raise ConfigError(f"lifetime.weights: {exc}") from None
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """``key.path=value`` overrides (value parsed as YAML) applied to a raw config mapping."""
     data = json.loads(json.dumps(data))  # deep copy
@@ -290,19 +339,43 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part} is not a mapping")
-        node[parts[-1]] = yaml.safe_load(text)
+        node[parts[-1]] = yamlio.loads(text, f"--set {key}")
     return data
+
+
+def apply_dict(data: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a plain config mapping) with ``updates`` merged in, mapping by mapping."""
+    out = dict(data)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = apply_dict(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Key paths whose values differ between two plain config mappings (``strategy.sigma0``, ...)."""
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        x, y, path = a.get(key), b.get(key), f"{prefix}{key}"
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += differing_keys(x, y, path + ".")
+        elif x != y:
+            out.append(path)
+    return out
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML experiment file, apply ``--set`` overrides, build and check it."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+        data = yamlio.load(path, "config file")
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; an experiment config is a mapping of keys "
+                          "(see experiments/quickstart.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
     return from_dict(apply_overrides(data, overrides or []), str(path))

@@ -19,6 +19,7 @@ import numpy as np
 
 from evoplastic import runner
 from evoplastic.envs import tasks as tasklib
+from evoplastic.errors import UserError
 from evoplastic.results import write_json
 
 AUTO_RAY_LIFETIMES = 1024  # backend "auto": Ray workers from this many lifetimes per suite
@@ -51,7 +52,7 @@ def _from_run(run_dir: Path, which: str, label: str) -> Source:
     arrays, meta, path = ckpt.load_latest(run_dir)
     key = f"{which}_genome"
     if key not in arrays:
-        raise ValueError(f"{run_dir}: no {which} genome yet (no validation has run); try --genome mean")
+        raise UserError(f"{run_dir}: no {which} genome yet (no validation has run); try --genome mean")
     return Source(label, arrays[key], meta["model"], int(meta["hidden"]), run_dir,
                   {"generation": meta["generation"], "checkpoint": str(path), "genome_kind": which})
 
@@ -66,26 +67,26 @@ def resolve(source: str, which: str = "best", model: str | None = None, hidden: 
             return [_check(_from_run(path, which, path.name), model)]
         points = sweep_points(path)
         if not points:
-            raise ValueError(f"{source}: neither a run directory (no checkpoints/) nor a sweep directory "
+            raise UserError(f"{source}: neither a run directory (no checkpoints/) nor a sweep directory "
                              "(no run directories inside)")
         return [_check(_from_run(p, which, p.name), model) for p in points]
     if path.suffix == ".dat":  # a reference checkpoint: its mean vector (SPEC 6)
         from evoplastic import reference
 
         if not model:
-            raise ValueError(f"{source}: a reference checkpoint names no model; pass --model")
+            raise UserError(f"{source}: a reference checkpoint names no model; pass --model")
         g, meta = reference.import_genome(source, model, hidden or 64)
         return [Source(path.name, g, model, hidden or 64, None, dict(meta))]
     g, meta = genome_io.load(path)
     m = model or meta.get("model")
     if m is None:
-        raise ValueError(f"{source}: the genome names no model; pass --model")
+        raise UserError(f"{source}: the genome names no model; pass --model")
     return [_check(Source(path.name, g, m, int(hidden or meta.get("hidden", 64)), None, meta), model)]
 
 
 def _check(src: Source, model: str | None) -> Source:
     if model and model != src.model:
-        raise ValueError(f"{src.label} holds a {src.model} genome, not {model}")
+        raise UserError(f"{src.label} holds a {src.model} genome, not {model}")
     return src
 
 
@@ -110,13 +111,13 @@ def expand_protocols(entries: list[str]) -> tuple[list[str], dict[str, int]]:
         data = yaml.safe_load(path.read_text()) or {}
         bad = set(data) - PROTOCOL_KEYS if isinstance(data, dict) else {"<top level>"}
         if bad or not isinstance(data.get("suites"), list):
-            raise ValueError(f"{entry}: an evaluation protocol is a mapping with suites: [...] and optional "
+            raise UserError(f"{entry}: an evaluation protocol is a mapping with suites: [...] and optional "
                              f"count, repeats (unknown: {', '.join(sorted(bad)) or 'none'})")
         suites += [str(s) for s in data["suites"]]
         for key in ("count", "repeats"):
             if key in data:
                 if settings.get(key, data[key]) != data[key]:
-                    raise ValueError(f"{entry}: {key} {data[key]} disagrees with another protocol's {settings[key]}")
+                    raise UserError(f"{entry}: {key} {data[key]} disagrees with another protocol's {settings[key]}")
                 settings[key] = int(data[key])
     return suites, settings
 
@@ -153,7 +154,8 @@ def evaluate_sources(sources: list[Source], suites: list[str], *, repeats: int =
                 t0 = time.perf_counter()
                 res = be.evaluate(src.genome[None], ts, repeats, seed)
                 seconds = time.perf_counter() - t0
-                row = res.summary(0, suite=ts.name, source=spec_text, genome=src.label, seed=seed,
+                row = res.summary(0, suite=ts.name, source=spec_text, tasks_digest=ts.digest()[:16],
+                                  genome=src.label, seed=seed,
                                   seconds=round(seconds, 3), agent_steps=res.agent_steps,
                                   backend=kind, **{k: v for k, v in src.meta.items() if k in
                                                    ("generation", "genome_kind", "checkpoint")})

@@ -6,14 +6,14 @@ Arrays ``genome`` (N,) float32 and ``meta`` (a JSON string: model id, hidden siz
 from __future__ import annotations
 
 import json
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from evoplastic import safenpz
 from evoplastic.atomic import write_atomic
+from evoplastic.errors import UserError
 
 FORMAT = "evoplastic-genome"
 FORMAT_VERSION = 1
@@ -33,20 +33,18 @@ def load(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such genome file")
+    arrays = safenpz.read(path, "genome file")
+    if "genome" not in arrays or "meta" not in arrays:
+        raise UserError(f"{path}: not an evoplastic genome file (needs arrays 'genome' and 'meta')")
+    genome = arrays["genome"]
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "genome" not in z.files or "meta" not in z.files:
-                raise KeyError("genome/meta")
-            genome, meta = z["genome"], json.loads(str(z["meta"]))
-    except KeyError:
-        raise ValueError(f"{path}: not an evoplastic genome file (needs arrays 'genome' and 'meta')") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
-        why = "it holds pickled objects" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
-        raise ValueError(f"{path}: unreadable or corrupt genome file ({why})") from None
+        meta = json.loads(str(arrays["meta"]))
+    except ValueError as exc:
+        raise UserError(f"{path}: corrupt genome file (metadata: {exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an evoplastic genome file (format {meta!r:.60})")
+        raise UserError(f"{path}: not an evoplastic genome file (format {meta!r:.60})")
     if genome.ndim != 1 or genome.dtype != np.float32 or genome.size != meta.get("n_gene"):
-        raise ValueError(f"{path}: corrupt genome file (genome shape {genome.shape}, dtype {genome.dtype})")
+        raise UserError(f"{path}: corrupt genome file (genome shape {genome.shape}, dtype {genome.dtype})")
     if not np.isfinite(genome).all():
-        raise ValueError(f"{path}: the genome holds NaN or infinite values")
+        raise UserError(f"{path}: the genome holds NaN or infinite values")
     return genome, meta

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from evoplastic import safepickle
+from evoplastic.errors import UserError
 from evoplastic.models import N_IN, N_OUT, Model, get_model
 
 F32 = np.float32
@@ -98,7 +99,7 @@ def reference_layout(model: Model) -> list[Entry]:
     try:
         entries = _LAYOUTS[model.id](model.hidden)
     except KeyError:
-        raise ValueError(f"no reference layout for model {model.id!r}; importable models: "
+        raise UserError(f"no reference layout for model {model.id!r}; importable models: "
                          f"{', '.join(REFERENCE_MODELS)}") from None
     ours = dict(model.param_shapes())
     theirs = {evo: shape for _, shape, evo in entries}
@@ -112,7 +113,7 @@ def _as_batch(vectors: np.ndarray, n: int, what: str, model: Model) -> tuple[np.
     one = v.ndim == 1
     v = v[None] if one else v
     if v.ndim != 2 or v.shape[1] != n:
-        raise ValueError(f"{model.id} (hidden {model.hidden}) has {n} genes; got {what} of shape "
+        raise UserError(f"{model.id} (hidden {model.hidden}) has {n} genes; got {what} of shape "
                          f"{np.shape(vectors)}")
     return v, one
 
@@ -169,7 +170,7 @@ class ReferenceCheckpoint:
 def _vector(obj: Any, what: str, path: Path) -> np.ndarray:
     a = np.asarray(obj) if isinstance(obj, (np.ndarray, list)) else None
     if a is None or a.ndim != 1 or a.size == 0 or not np.issubdtype(a.dtype, np.number):
-        raise ValueError(f"{path}: not a reference checkpoint ({what} is {type(obj).__name__}, "
+        raise UserError(f"{path}: not a reference checkpoint ({what} is {type(obj).__name__}, "
                          "expected a non-empty 1-D numeric array)")
     return a.astype(F32)
 
@@ -191,10 +192,10 @@ def read_checkpoint(path: str | Path) -> ReferenceCheckpoint:
     if not isinstance(first, list) or not all(isinstance(m, (list, tuple)) and len(m) == 2 for m in first):
         kind = f"a list of {type(first[0]).__name__}" if isinstance(first, list) and first else type(first).__name__
         hint = " (a task file?)" if isinstance(first, list) and first and isinstance(first[0], dict) else ""
-        raise ValueError(f"{path}: not a reference checkpoint: its first pickle should be the population, "
+        raise UserError(f"{path}: not a reference checkpoint: its first pickle should be the population, "
                          f"a list of [vector, score], but is {kind}{hint}")
     if len(objs) != 8:
-        raise ValueError(f"{path}: not a complete reference checkpoint: it holds {len(objs)} pickle(s), "
+        raise UserError(f"{path}: not a complete reference checkpoint: it holds {len(objs)} pickle(s), "
                          "a checkpoint holds 8 (population, mean, cov, p_c, p_sigma, sigma, dim, "
                          "generation)" + (" (truncated?)" if len(objs) < 8 else ""))
     pop_raw, mean_raw, cov, p_c, p_s, sigma, dim, gen = objs
@@ -207,7 +208,7 @@ def read_checkpoint(path: str | Path) -> ReferenceCheckpoint:
     members = [_vector(v, "a population vector", path) for v, _ in pop_raw]
     if any(m.size != n for m in members) or not all(
             isinstance(s, (float, int, np.floating, np.integer)) for _, s in pop_raw):
-        raise ValueError(f"{path}: inconsistent reference checkpoint (population vectors must have the "
+        raise UserError(f"{path}: inconsistent reference checkpoint (population vectors must have the "
                          f"mean's {n} genes and numeric scores)")
     population = np.stack(members) if members else np.zeros((0, n), F32)
     scores = np.array([float(s) for _, s in pop_raw], dtype=np.float64)
@@ -215,12 +216,12 @@ def read_checkpoint(path: str | Path) -> ReferenceCheckpoint:
             "p_sigma": _vector(p_s, "p_sigma", path)}
     sizes = {"mean": n, "population": population.shape[1], "dim": dim, **{k: v.size for k, v in vecs.items()}}
     if not isinstance(dim, (int, np.integer)) or len(set(int(s) for s in sizes.values())) != 1:
-        raise ValueError(f"{path}: inconsistent reference checkpoint (sizes {sizes})")
+        raise UserError(f"{path}: inconsistent reference checkpoint (sizes {sizes})")
     if not isinstance(sigma, (float, int, np.floating, np.integer)) or not isinstance(gen, (int, np.integer)):
-        raise ValueError(f"{path}: not a reference checkpoint (sigma {type(sigma).__name__}, generation "
+        raise UserError(f"{path}: not a reference checkpoint (sigma {type(sigma).__name__}, generation "
                          f"{type(gen).__name__}: expected numbers)")
     if not np.isfinite(mean).all():
-        raise ValueError(f"{path}: the checkpoint's mean vector holds NaN or infinite values")
+        raise UserError(f"{path}: the checkpoint's mean vector holds NaN or infinite values")
     return ReferenceCheckpoint(path, hashlib.sha256(path.read_bytes()).hexdigest(), fmt, mean, static,
                                population, scores, vecs["cov"], vecs["p_c"], vecs["p_sigma"],
                                float(sigma), int(dim), int(gen))
@@ -246,7 +247,7 @@ def import_genome(path: str | Path, model_id: str, hidden: int = 64) -> tuple[np
     reference_layout(model)  # unsupported models fail before reading the file
     ck = read_checkpoint(path)
     if ck.mean.size != model.n_gene:
-        raise ValueError(f"{ck.path}: the checkpoint's genome has {ck.mean.size} genes, but {model.id} "
+        raise UserError(f"{ck.path}: the checkpoint's genome has {ck.mean.size} genes, but {model.id} "
                          f"(hidden {model.hidden}) has {model.n_gene}{_length_hint(ck.mean.size, hidden)}")
     meta = {"source": str(ck.path), "source_sha256": ck.sha256, "source_format": ck.source_format,
             "source_layout": "reference (sorted tensor names, SPEC 3)", "generation": ck.generation,

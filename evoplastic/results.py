@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from evoplastic.atomic import write_atomic
+from evoplastic.errors import UserError
 
 # SPEC 2 rollout weights.
 WEIGHTS = {3: (0.0, 0.0, 1.0), 8: (0.0, 0.0, 0.16, 0.22, 0.36, 0.64, 0.8, 1.0)}
@@ -30,7 +31,7 @@ def default_weights(rollouts: int) -> tuple[float, ...]:
     """SPEC 2's weights for 3 and 8 rollouts; otherwise the paper's ``0.8^(R-1-i)`` for ``i >= 2``
     (zero for the first two rollouts, or for all but the last when R <= 2)."""
     if rollouts < 1:
-        raise ValueError(f"rollouts must be >= 1, got {rollouts}")
+        raise UserError(f"rollouts must be >= 1, got {rollouts}")
     if rollouts in WEIGHTS:
         return WEIGHTS[rollouts]
     if rollouts <= 2:
@@ -42,9 +43,9 @@ def check_weights(weights: tuple[float, ...] | list[float], rollouts: int) -> np
     """Validated (R,) float64 weights: R non-negative finite numbers with a positive sum."""
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (rollouts,):
-        raise ValueError(f"need {rollouts} rollout weights, got {len(w)}: {list(weights)}")
+        raise UserError(f"need {rollouts} rollout weights, got {len(w)}: {list(weights)}")
     if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"rollout weights must be finite, >= 0 and not all 0, got {list(weights)}")
+        raise UserError(f"rollout weights must be finite, >= 0 and not all 0, got {list(weights)}")
     return w
 
 

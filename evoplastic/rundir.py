@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from evoplastic import config as cfglib
+from evoplastic.errors import UserError
 
 CURVES = ("best_fitness", "mean_fitness", "validation", "best_validation", "sigma", "seconds")
 RESULT_KEYS = ("rollout_mean", "rollout_se", "goal_rate", "weighted_mean", "weighted_se")
@@ -98,6 +99,6 @@ def discover(path: Path) -> tuple[str, list[Run]]:
         return "run", [load_run(path)]
     points = sorted(p for p in path.iterdir() if p.is_dir() and (p / "config.yaml").exists())
     if not points:
-        raise ValueError(f"{path}: neither a run directory (config.yaml) nor a sweep directory "
+        raise UserError(f"{path}: neither a run directory (config.yaml) nor a sweep directory "
                          "(sweep.yaml and run directories)")
     return "sweep", [load_run(p) for p in points]

@@ -26,7 +26,7 @@ import numpy as np
 
 from evoplastic import lifetime
 from evoplastic.envs.tasks import TaskSet
-from evoplastic.errors import NoWorkersError
+from evoplastic.errors import NoWorkersError, UserError
 from evoplastic.models import get_model
 
 log = logging.getLogger("evoplastic.runner")
@@ -165,11 +165,7 @@ class RayBackend:
         self.spec, self.timeout, self.chunks = spec, float(timeout), chunks_per_worker
         self.restarts_left = max_restarts
         self.events: list[str] = []
-        if not ray.is_initialized():
-            kw = dict(address=address, include_dashboard=False, logging_level=logging.WARNING,
-                      log_to_driver=False, configure_logging=False)
-            kw.update(init_kwargs or {})
-            ray.init(**kw)
+        init_ray(address, **(init_kwargs or {}))
         self._cls = _actor_class()
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.actors = [self._new_actor() for _ in range(n)]
@@ -261,9 +257,26 @@ class RayBackend:
         self.actors = []
 
 
+def init_ray(address: str | None, **kw: Any) -> None:
+    """Start or join Ray once per process; a cluster that does not answer is a one-line UserError."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    opts = dict(address=address, include_dashboard=False, logging_level=logging.WARNING,
+                log_to_driver=False, configure_logging=False)
+    opts.update(kw)
+    try:
+        ray.init(**opts)
+    except ConnectionError as exc:
+        where = "running on this machine (--address auto)" if address == "auto" else f"at {address}"
+        raise UserError(f"no Ray cluster {where}: {str(exc).split('.')[0]}; start one with `ray start "
+                        "--head` (or check the address), or leave out --address for a local one") from None
+
+
 def make_backend(kind: str, spec: EvalSpec, **kw: Any):
     if kind == "inprocess":
         return InProcessBackend(spec, kw.get("chunks_per_worker", 1))
     if kind == "ray":
         return RayBackend(spec, **kw)
-    raise ValueError(f"unknown backend {kind!r}; backends: ray, inprocess")
+    raise UserError(f"unknown backend {kind!r}; backends: ray, inprocess")

@@ -16,12 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from evoplastic.errors import UserError
+from evoplastic.limits import MAX_PICKLE_BYTES, check_file_size, gib
 
-class UnsafePickleError(pickle.UnpicklingError):
+
+class UnsafePickleError(UserError, pickle.UnpicklingError):
     """The file asks for a global outside the allowed set."""
 
 
-class CorruptPickleError(pickle.UnpicklingError):
+class CorruptPickleError(UserError, pickle.UnpicklingError):
     """The file is truncated or is not a pickle at all."""
 
 
@@ -40,13 +43,28 @@ def _numpy_private(*names: str) -> Any:
 
 _RECONSTRUCT = np.array(0).__reduce__()[0]  # numpy's array-rebuilding function
 _SCALAR = np.float32(0).__reduce__()[0]  # numpy's scalar-rebuilding function
+
+
+def _bounded_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's ``_reconstruct`` (an empty array of ``shape``), refused above MAX_PICKLE_BYTES:
+    a few bytes of pickle could otherwise claim any amount of memory."""
+    try:
+        claimed = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+    except (TypeError, ValueError):
+        claimed = 0  # not a shape: numpy's own error follows
+    if claimed > MAX_PICKLE_BYTES:
+        raise UnsafePickleError(f"an array of shape {shape} ({gib(claimed)}) exceeds the limit of "
+                                f"{gib(MAX_PICKLE_BYTES)}")
+    return _RECONSTRUCT(subtype, shape, dtype)
+
+
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("collections", "OrderedDict"): collections.OrderedDict,
 }
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED[(_mod, "_reconstruct")] = _RECONSTRUCT
+    _ALLOWED[(_mod, "_reconstruct")] = _bounded_reconstruct
     _ALLOWED[(_mod, "scalar")] = _SCALAR
 _FROMBUFFER = _numpy_private("numeric", "_frombuffer")
 if _FROMBUFFER is not None:  # protocol-5 array pickles
@@ -92,6 +110,7 @@ def load_all(path: str | Path, max_objects: int = 64) -> list[Any]:
         CorruptPickleError: the file is truncated, empty or not a pickle.
     """
     path = Path(path)
+    check_file_size(path, MAX_PICKLE_BYTES, "pickle file")
     data = path.read_bytes()
     if not data:
         raise CorruptPickleError(f"{path}: empty file, not a pickle")
@@ -100,8 +119,10 @@ def load_all(path: str | Path, max_objects: int = 64) -> list[Any]:
     while buf.tell() < len(data) and len(objects) < max_objects:
         try:
             objects.append(_RestrictedUnpickler(buf, str(path)).load())
-        except UnsafePickleError:
-            raise
+        except UnsafePickleError as exc:
+            if str(exc).startswith(str(path)):
+                raise
+            raise UnsafePickleError(f"{path}: {exc}") from None
         except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError,
                 AttributeError, MemoryError, OverflowError, UnicodeDecodeError) as exc:
             raise CorruptPickleError(

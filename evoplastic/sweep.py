@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import io
 import itertools
+import json
 import logging
 import re
 import threading
@@ -34,6 +35,7 @@ import yaml
 
 from evoplastic import checkpoint as ckpt
 from evoplastic import config as cfglib
+from evoplastic import yamlio
 from evoplastic.atomic import write_atomic
 from evoplastic.config import ConfigError
 
@@ -66,9 +68,9 @@ def _point_name(values: dict[str, Any]) -> str:
 def load(path: str | Path, overrides: list[str] | None = None) -> Sweep:
     """Read and expand a sweep file; every point's config is checked before anything runs."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such sweep file")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = yamlio.load(path, "sweep file")
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; a sweep file needs at least base and grid")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     for key in raw:
@@ -79,7 +81,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Sweep:
         base_path = (path.parent / base).resolve()
         if not base_path.exists():
             raise FileNotFoundError(f"{path}: base config {base_path} not found")
-        base = yaml.safe_load(base_path.read_text()) or {}
+        base = yamlio.load(base_path, "base config") or {}
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{path}: grid: expected a mapping of key.path: [values, ...]")
@@ -123,20 +125,53 @@ def status(run_dir: Path, cfg: cfglib.ExperimentConfig) -> tuple[str, int]:
     return _state(_latest_meta(run_dir), cfg)
 
 
+def check_reuse(point: Point, run_dir: Path) -> None:
+    """Refuse to continue a point whose stored run was trained with other science settings.
+
+    Raises:
+        ConfigError: naming the point and the keys whose values differ.
+    """
+    meta = _latest_meta(run_dir)
+    if meta is None or meta["config_hash"] == point.config.science_hash():
+        return
+    stored = json.loads(meta["config"])
+    wanted = point.config.to_dict()
+    diff = [k for k in cfglib.differing_keys(stored, wanted)
+            if k.split(".")[0] not in ("generations", "workers", "checkpoint", "name")]
+    shown = ", ".join(f"{k} {_at(stored, k)!r} there, {_at(wanted, k)!r} now" for k in diff[:4])
+    raise ConfigError(f"{run_dir}: this point was trained with other settings ({shown or 'config hash differs'}); "
+                      "use another --out, or delete the point's directory to train it again")
+
+
+def _at(d: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
 def _run_point(point: Point, run_dir: Path, argv: list[str]) -> str:
     from evoplastic import train
+    from evoplastic.dirlock import DirLock
 
+    with DirLock(run_dir, "run directory"):
+        return _train_point(point, run_dir, argv)
+
+
+def _train_point(point: Point, run_dir: Path, argv: list[str]) -> str:
+    from evoplastic import train
+
+    check_reuse(point, run_dir)
     state, gen = status(run_dir, point.config)
     if state == "trained":
         return f"{point.name}: trained ({gen} generations), skipped"
     if state == "unfinished":
-        trainer = train.Trainer.resume(run_dir, point.config.to_dict()["workers"])
+        trainer = train.Trainer.resume(run_dir, point.config.to_dict()["workers"],
+                                       generations=point.config.generations)
     else:
         trainer = train.Trainer(point.config, run_dir)
-    train.record_command(run_dir, argv)
     try:
-        if state == "new":
-            trainer.start()
+        trainer.prepare()
+        train.record_command(run_dir, argv)
         trainer.run(point.config.generations)
     finally:
         trainer.close()
@@ -148,14 +183,43 @@ def _test_point(sweep: Sweep, point: Point, run_dir: Path) -> None:
 
     suites = list(sweep.test.get("suites") or [])
     src = evaluate.resolve(str(run_dir), "best")
-    todo = [s for s in suites if _tested_at(run_dir, s) != src[0].meta["generation"]]
+    protocol = _protocol(sweep, point)
+    todo = [s for s in suites if _stale(_test_result(run_dir, s), protocol, src[0].meta["generation"], s)]
     if not todo:
         return
-    evaluate.evaluate_sources(src, todo, repeats=int(sweep.test.get("repeats", 1)),
-                              count=sweep.test.get("count"), seed=int(sweep.test.get("seed", 0)),
-                              profile=point.config.lifetime.profile, rollouts=point.config.lifetime.rollouts,
+    evaluate.evaluate_sources(src, todo, repeats=protocol["repeats"], count=protocol["count"],
+                              seed=protocol["seed"], profile=protocol["profile"], rollouts=protocol["rollouts"],
+                              weights=protocol["weights"],
                               backend="inprocess" if point.config.workers.backend == "inprocess" else "ray",
                               address=point.config.workers.address)
+
+
+def _protocol(sweep: Sweep, point: Point) -> dict[str, Any]:
+    """How a point's test results are made: what a stored result must match to be reused."""
+    lt = point.config.lifetime
+    return {"repeats": int(sweep.test.get("repeats", 1)), "count": sweep.test.get("count"),
+            "seed": int(sweep.test.get("seed", 0)), "profile": lt.profile, "rollouts": lt.rollouts,
+            "weights": None if lt.weights is None else list(lt.weights)}
+
+
+def _stale(result: dict[str, Any] | None, protocol: dict[str, Any], generation: int, suite: str) -> bool:
+    """True unless ``result`` is of this checkpoint's best genome under exactly this protocol."""
+    if result is None:
+        return True
+    from evoplastic.envs import tasks as tasklib
+    from evoplastic.lifetime import PROFILES
+
+    ts = tasklib.load(suite).head(protocol["count"])
+    rollouts = protocol["rollouts"] or PROFILES[protocol["profile"]].rollouts
+    want = {"generation": generation, "genome_kind": "best", "seed": protocol["seed"], "tasks": len(ts),
+            "lifetimes": len(ts) * protocol["repeats"], "rollouts": rollouts, "profile": protocol["profile"],
+            "tasks_digest": ts.digest()[:16]}
+    if protocol["weights"] is not None:
+        want["weights"] = protocol["weights"]
+    diff = [k for k, v in want.items() if result.get(k) != v]
+    if diff:
+        log.warning("%s: stored test result differs in %s; testing again", suite, ", ".join(diff))
+    return bool(diff)
 
 
 def _test_result(run_dir: Path, suite: str) -> dict[str, Any] | None:
@@ -168,26 +232,23 @@ def _test_result(run_dir: Path, suite: str) -> dict[str, Any] | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 
-def _tested_at(run_dir: Path, suite: str) -> int | None:
-    """The checkpoint generation whose best genome the stored test result is of (None: none)."""
-    result = _test_result(run_dir, suite)
-    return None if result is None else result.get("generation")
-
-
 def run(sweep: Sweep, out: Path, argv: list[str]) -> list[str]:
     """Train (or resume, or skip) every point, test it, and write the summary."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.yaml").write_text(yaml.safe_dump(sweep.raw, sort_keys=False))
+    for p in sweep.points:  # every stored run checked before anything is written or started
+        check_reuse(p, out / p.name)
     points = sweep.points
     if any(p.config.workers.backend == "ray" for p in points):
         import ray
 
-        if not ray.is_initialized():  # once, before points start side by side
-            ray.init(address=points[0].config.workers.address, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+        from evoplastic.runner import init_ray
+
+        init_ray(points[0].config.workers.address)  # once, before points start side by side
         if sweep.parallel > 1:  # share the cluster's CPUs between the points running at once
             share = max(1, int(ray.cluster_resources().get("CPU", 1)) // sweep.parallel)
             points = tuple(_with_workers(p, share) for p in points)
+    out.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(sweep.raw, sort_keys=False)
+    write_atomic(out / "sweep.yaml", lambda f: f.write(text.encode()))
     lock = threading.Lock()
     lines: list[str] = []
 

@@ -35,7 +35,8 @@ from evoplastic import config as cfglib
 from evoplastic import genome as genome_io
 from evoplastic import runner
 from evoplastic.envs import tasks as tasklib
-from evoplastic.errors import NoWorkersError, Stop
+from evoplastic.atomic import write_atomic
+from evoplastic.errors import NoWorkersError, Stop, UserError
 from evoplastic.models import get_model
 from evoplastic.models.masked import Masked
 from evoplastic.strategies import make_strategy, restore_strategy
@@ -76,6 +77,7 @@ class Trainer:
         self.best_generation = -1
         self.strategy = None
         self._val_tasks = None
+        self._resumed = False
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -88,14 +90,25 @@ class Trainer:
             self._backend = runner.make_backend(w.backend, self.spec, chunks_per_worker=w.chunks_per_worker, **kw)
         return self._backend
 
+    def prepare(self) -> None:
+        """Everything that can fail before a byte is written: the run directory is free for a new
+        run (or holds this one), the validation tasks load, the workers start (or the cluster answers)."""
+        if self.strategy is None and ckpt.list_checkpoints(self.run_dir):
+            raise UserError(f"{self.run_dir} already holds a run; use `evoplastic resume "
+                            f"{self.run_dir}` or another --run-dir")
+        v = self.cfg.validation
+        if self._val_tasks is None:
+            self._val_tasks = tasklib.load(v.suite).head(v.count)
+        self.backend  # noqa: B018 - connects to Ray now, not after the first files are written
+
     def start(self) -> None:
         """A fresh run: initial mean ~ N(0, init_std^2), a new strategy, validation of generation 0."""
         c = self.cfg
         if ckpt.list_checkpoints(self.run_dir):
-            raise FileExistsError(f"{self.run_dir} already holds a run; use `evoplastic resume "
-                                  f"{self.run_dir}` or another --run-dir")
+            raise UserError(f"{self.run_dir} already holds a run; use `evoplastic resume "
+                            f"{self.run_dir}` or another --run-dir")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(cfglib.dump(c))
+        write_atomic(self.run_dir / "config.yaml", lambda f: f.write(cfglib.dump(c).encode()))
         for name in ("metrics.csv", "metrics.jsonl"):
             (self.run_dir / name).unlink(missing_ok=True)
         init = np.random.default_rng(derived_seed(c.seed, SEED_INIT))
@@ -111,14 +124,31 @@ class Trainer:
         return [int(np.prod(s)) for _, s in self.model.param_shapes()]
 
     @classmethod
-    def resume(cls, run_dir: str | Path, workers: dict[str, Any] | None = None, backend: Any | None = None) -> "Trainer":
-        """Load the newest good checkpoint of ``run_dir`` (``workers`` may override worker settings)."""
+    def resume(cls, run_dir: str | Path, workers: dict[str, Any] | None = None, backend: Any | None = None,
+               generations: int | None = None) -> "Trainer":
+        """Load the newest good checkpoint of ``run_dir``.
+
+        ``workers`` may override worker settings and ``generations`` the total; ``config.yaml`` is
+        rewritten to the settings that run (with a warning naming any keys that were edited there).
+        A run stopped before its first checkpoint starts again from its ``config.yaml``: generation 0
+        depends only on the config, so it is the same run.
+        """
         run_dir = Path(run_dir)
+        overrides = {**({"workers": workers} if workers else {}),
+                     **({"generations": generations} if generations is not None else {})}
+        if not ckpt.list_checkpoints(run_dir) and (run_dir / "config.yaml").is_file():
+            data = cfglib.apply_dict(cfglib.load(run_dir / "config.yaml").to_dict(), overrides)
+            self = cls(cfglib.from_dict(data, f"{run_dir / 'config.yaml'}"), run_dir, backend)
+            log.warning("%s: no checkpoint yet (the run stopped before its first one); starting again from "
+                        "generation 0 with its config.yaml", run_dir)
+            return self
+        if not ckpt.list_checkpoints(run_dir) and (run_dir / "command.txt").is_file():
+            raise UserError(f"{run_dir}: the run was stopped before it wrote its config.yaml, so there is "
+                            "nothing to resume; start it again with `evoplastic train CONFIG --run-dir "
+                            f"{run_dir}`")
         arrays, meta, path = ckpt.load_latest(run_dir)
-        data = json.loads(meta["config"])
-        if workers:
-            data["workers"] = {**data.get("workers", {}), **workers}
-        cfg = cfglib.from_dict(data, f"{path} (config)")
+        stored = json.loads(meta["config"])
+        cfg = cfglib.from_dict(cfglib.apply_dict(stored, overrides), f"{path} (config)")
         self = cls(cfg, run_dir, backend)
         if cfg.science_hash() != meta["config_hash"]:
             raise ckpt.CheckpointError(f"{path}: config hash mismatch; the checkpoint was written by another config")
@@ -129,18 +159,27 @@ class Trainer:
         self.best_genome = arrays.pop("best_genome") if "best_genome" in arrays else None
         es = {k[3:]: v for k, v in arrays.items() if k.startswith("es/")}
         self.strategy = restore_strategy(es, segments=self._segments(), **cfg.strategy.options)
-        self._truncate_metrics()
+        self._overrides = overrides
+        self._resumed = True  # run() tidies metrics and config.yaml: resume() itself writes nothing
         log.info("resumed %s at generation %d from %s", run_dir, self.generation, path.name)
         return self
 
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self, generations: int) -> None:
-        """Run until ``generations`` generations in total are complete."""
+        """Run until ``generations`` generations in total are complete (starting the run first if
+        it has no generation 0 yet)."""
         main = threading.current_thread() is threading.main_thread()  # sweeps run points in threads
         old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
-        self._snapshot = self._checkpoint_arrays()
+        self._snapshot = None
         try:
+            if self.strategy is None:
+                self.start()
+            elif self._resumed:
+                self._truncate_metrics()
+                self._reconcile_config_file()
+                self._resumed = False
+            self._snapshot = self._checkpoint_arrays()
             while self.generation < generations:
                 self.step()
                 if self.generation % self.cfg.checkpoint.interval == 0:
@@ -148,11 +187,16 @@ class Trainer:
                 self._progress(generations)
             self.save_checkpoint()
         except Stop:
+            if self._snapshot is None:
+                self._event("stopped by a signal before generation 0 was checkpointed")
+                raise
             self._event(f"stopped by a signal during generation {self.generation + 1}; "
                         f"checkpointing generation {self.generation}")
             self.save_checkpoint(from_snapshot=True)
             raise
         except NoWorkersError as exc:
+            if self._snapshot is None:
+                raise
             self._event(f"{exc}; checkpointing generation {self.generation}")
             self.save_checkpoint(from_snapshot=True)
             raise
@@ -257,18 +301,33 @@ class Trainer:
             f.write(json.dumps({k: v for k, v in full.items() if v != ""}) + "\n")
 
     def _truncate_metrics(self) -> None:
-        """Drop metric rows past the checkpoint (a run killed between checkpoints wrote them)."""
+        """Drop metric rows past the checkpoint (a run killed between checkpoints wrote them) and a
+        torn last line (one killed while writing it); the files are replaced atomically."""
         for name in ("metrics.jsonl", "metrics.csv"):
             path = self.run_dir / name
             if not path.exists():
                 continue
             lines = path.read_text().splitlines(keepends=True)
-            if name.endswith(".csv"):
-                keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= self.generation]
-            else:
-                keep = [ln for ln in lines if json.loads(ln)["generation"] <= self.generation]
-            if len(keep) != len(lines):
-                path.write_text("".join(keep))
+            keep = [ln for i, ln in enumerate(lines) if ln.endswith("\n") and (
+                name.endswith(".csv") and i == 0 or _metrics_generation(ln) <= self.generation)]
+            if keep != lines:
+                write_atomic(path, lambda f: f.write("".join(keep).encode()))
+
+    def _reconcile_config_file(self) -> None:
+        """Warn about keys of config.yaml edited since the checkpoint, then write the config that runs."""
+        path = self.run_dir / "config.yaml"
+        try:
+            on_disk = cfglib.load(path).to_dict()
+        except (UserError, OSError) as exc:
+            on_disk = None
+            self._event(f"{path} is unreadable ({exc}); rewriting it from the checkpoint")
+        if on_disk is not None:
+            edited = cfglib.differing_keys(cfglib.apply_dict(on_disk, self._overrides), self.cfg.to_dict())
+            if edited:
+                self._event(f"{path} was edited since the checkpoint ({', '.join(edited)}); a resumed run "
+                            "keeps the checkpoint's settings, so config.yaml is rewritten to them (use "
+                            "--generations/--workers to change those, or a new run for the rest)")
+        write_atomic(path, lambda f: f.write(cfglib.dump(self.cfg).encode()))
 
     def _event(self, text: str) -> None:
         log.warning(text)
@@ -287,6 +346,15 @@ class Trainer:
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
+
+
+def _metrics_generation(line: str) -> int:
+    """The generation of a metrics.csv or metrics.jsonl row; a large number if it is unreadable
+    (so the row is dropped)."""
+    try:
+        return int(json.loads(line)["generation"]) if line.startswith("{") else int(line.split(",", 1)[0])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62
 
 
 def _raise_stop(signum, frame) -> None:

@@ -88,7 +88,7 @@ def test_eval_genome_file_on_two_suites(tmp_path: Path) -> None:
     assert "fitness" in res[0] and len(res[0]["goal_rate"]) == 3
 
 
-@pytest.mark.parametrize("payload,needle", [(b"not a zip", "unreadable or corrupt genome file"),
+@pytest.mark.parametrize("payload,needle", [(b"not a zip", "unreadable, truncated or corrupt genome file"),
                                             (None, "no such genome file")])
 def test_eval_bad_genome_file_is_one_line(tmp_path: Path, payload, needle, capsys) -> None:
     path = tmp_path / "g.npz"

@@ -74,7 +74,7 @@ def test_sweep_twice_skips_finished_points(folder: Path) -> None:
 
 
 def test_bad_config_is_one_line_exit_2(folder: Path) -> None:
-    (folder / "bad.yaml").write_text(TINY.replace("sigma0: 0.05", "sigma0: 1e-3"))
+    (folder / "bad.yaml").write_text(TINY.replace("sigma0: 0.05", "sigma0: -1e-3"))
     res = subprocess.run([sys.executable, "-m", "evoplastic.cli", "train", "bad.yaml", "--run-dir", "x"],
                          cwd=folder, capture_output=True, text=True)
     assert res.returncode == 2
