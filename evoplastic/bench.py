@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import tracemalloc
@@ -19,12 +20,18 @@ def _blas_threads() -> str:
 
 
 def bench_lifetime(model_id: str, size: int = 15, batch: int = 256, hidden: int = 64,
-                   seconds: float = 5.0) -> dict[str, Any]:
-    """Agent-steps per second of :func:`lifetime.evaluate` on one core.
+                   seconds: float = 5.0, engines: tuple[str, ...] = ("fused", "lockstep"),
+                   rounds: int = 3) -> dict[str, Any]:
+    """Agent-steps per second of :func:`lifetime.evaluate` on one core, per engine, side by side.
 
     An agent-step is one network step plus one env step of one live lifetime. Genomes are
     N(0, 0.05^2) (the paper's initialisation), 3 rollouts on generated ``size`` mazes: mostly
-    full-length episodes, the evaluator's worst case.
+    full-length episodes, the evaluator's worst case. ``batch`` lifetimes per evaluation (the
+    lock-step engine runs them in lock step; the fused engine one after another). The engines
+    take turns for ``rounds`` rounds of ``seconds / rounds`` each (a noisy machine then slows
+    both alike); the figure is the median round. Time is the process's CPU time
+    (``time.process_time``), so other processes on the machine do not count against it.
+    Every engine must give the same fitness as the first (checked, reported).
     """
     model = get_model(model_id, hidden)
     crowd = 0.30 if size <= 9 else 0.35
@@ -34,28 +41,63 @@ def bench_lifetime(model_id: str, size: int = 15, batch: int = 256, hidden: int 
     n_tasks = -(-batch // len(genomes))
     sub = ts.head(min(n_tasks, len(ts)))
     repeats = -(-batch // (len(genomes) * len(sub)))
-    run = lambda: lifetime.evaluate(model, genomes, sub, repeats=repeats, rollouts=3, batch=batch)  # noqa: E731
-    run()  # warm-up (allocations, caches)
-    steps, t0 = 0, time.perf_counter()
-    while True:
-        steps += run().agent_steps
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
-            break
-    tracemalloc.start()
-    one = lifetime.evaluate(model, genomes, sub, repeats=repeats, rollouts=1, batch=batch)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    lifetimes = min(batch, one.returns.size)
-    return {"model": model_id, "hidden": hidden, "size": size, "batch": batch,
-            "lifetimes_per_run": int(one.returns.shape[0] * one.returns.shape[1]),
-            "agent_steps": int(steps), "seconds": round(elapsed, 3),
-            "agent_steps_per_s": steps / elapsed, "peak_bytes_per_lifetime": peak / lifetimes,
-            "blas_threads": _blas_threads(), "n_gene": model.n_gene, "n_mem": model.n_mem}
+    specs = {e: lifetime.EvalSpec(model_id, hidden, rollouts=3, batch=batch, engine=e) for e in engines}
+    rates: dict[str, list[float]] = {e: [] for e in engines}
+    first = {e: lifetime.evaluate(specs[e], genomes, sub, repeats) for e in engines}  # warm-up, compile
+    ref = first[engines[0]]
+    for _ in range(rounds):
+        for e in engines:
+            steps, t0 = 0, time.process_time()
+            while True:
+                steps += lifetime.evaluate(specs[e], genomes, sub, repeats).agent_steps
+                elapsed = time.process_time() - t0
+                if elapsed >= seconds / rounds:
+                    break
+            rates[e].append(steps / elapsed)
+    rows = []
+    for e in engines:
+        tracemalloc.start()
+        one = lifetime.evaluate(dataclasses.replace(specs[e], rollouts=1), genomes, sub, repeats)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rows.append({"engine": e, "agent_steps_per_s": float(np.median(rates[e])),
+                     "rounds": [round(r) for r in rates[e]],
+                     "peak_bytes_per_lifetime": peak / max(1, one.returns.shape[0] * one.returns.shape[1]),
+                     "same_fitness": bool(np.array_equal(first[e].fitness, ref.fitness)
+                                          and np.array_equal(first[e].steps, ref.steps))})
+    base = rows[-1]["agent_steps_per_s"]
+    for row in rows:
+        row["ratio_to_" + rows[-1]["engine"]] = row["agent_steps_per_s"] / base
+    return {"model": model_id, "hidden": hidden, "size": size, "batch": batch, "rounds": rounds,
+            "lifetimes_per_run": int(ref.returns.shape[0] * ref.returns.shape[1]),
+            "blas_threads": _blas_threads(), "n_gene": model.n_gene, "n_mem": model.n_mem,
+            "cpu": _cpu_name(), "rows": rows}
+
+
+def format_lifetime(res: dict[str, Any]) -> str:
+    last = res["rows"][-1]["engine"]
+    lines = [f"{res['model']} (hidden {res['hidden']}), {res['size']}x{res['size']} mazes, batch {res['batch']}, "
+             f"{res['cpu']}; agent-steps/s per core (CPU time), median of {res['rounds']} alternating rounds"]
+    for r in res["rows"]:
+        lines.append(f"  {r['engine']:<9} {r['agent_steps_per_s']:>12,.0f}  x{r['ratio_to_' + last]:.2f} vs {last}"
+                     f"  rounds {', '.join(f'{x:,}' for x in r['rounds'])}; peak memory per lifetime "
+                     f"{r['peak_bytes_per_lifetime'] / 1024:.1f} KiB; same results: {r['same_fitness']}")
+    return "\n".join(lines)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return os.uname().machine
 
 
 def bench_generation(workers: int = 2, popsize: int = 360, tasks: int = 8, repeats: int = 4, size: int = 15,
-                     model_id: str = "decprnn-postdn", repeat: int = 2, chunks_per_worker: int = 4) -> dict[str, Any]:
+                     model_id: str = "decprnn-postdn", repeat: int = 2, chunks_per_worker: int = 4,
+                     engine: str = "auto") -> dict[str, Any]:
     """Wall time per generation of a paper-shaped workload: in-process, then Ray with 1..workers.
 
     Each setting evaluates the same population on the same tasks ``repeat`` times (medians are
@@ -68,7 +110,7 @@ def bench_generation(workers: int = 2, popsize: int = 360, tasks: int = 8, repea
     model = get_model(model_id)
     ts = tasks_mod.generate(tasks, size, 0.35 if size > 9 else 0.30, seed=321)
     genomes = (0.05 * np.random.default_rng(1).standard_normal((popsize, model.n_gene))).astype(np.float32)
-    spec = runner.EvalSpec(model_id, 64)
+    spec = lifetime.EvalSpec(model_id, 64, engine=engine)
     rows, ref = [], None
 
     def timed(backend, label: str, n_workers: int) -> None:
@@ -101,13 +143,15 @@ def bench_generation(workers: int = 2, popsize: int = 360, tasks: int = 8, repea
     for r in rows:
         r["speedup_vs_ray_1"] = one["wall_s"] / r["wall_s"]
     return {"model": model_id, "popsize": popsize, "tasks": tasks, "repeats": repeats, "size": size,
+            "engine": spec.engine_for(model),
             "rollouts": 3, "repeat": repeat, "chunks_per_worker": chunks_per_worker,
             "cpus": os.cpu_count(), "rows": rows}
 
 
 def format_generation(res: dict[str, Any]) -> str:
     head = (f"{res['model']}, population {res['popsize']}, {res['tasks']} tasks x {res['repeats']} repeats, "
-            f"{res['rollouts']} rollouts, {res['size']}x{res['size']}; median of {res['repeat']} generations, "
+            f"{res['rollouts']} rollouts, {res['size']}x{res['size']}, {res.get('engine', 'lockstep')} engine; "
+            f"median of {res['repeat']} generations, "
             f"{res['cpus']} CPUs")
     lines = [head, f"{'setting':<16} {'wall s':>8} {'eval s':>8} {'overhead':>9} {'speedup':>8} "
                    f"{'agent-steps/s':>14}  same fitness"]

@@ -269,7 +269,8 @@ def _cmd_bench_generation(args: argparse.Namespace) -> int:
     from evoplastic.results import write_json
 
     res = bench_generation(workers=args.workers, popsize=args.popsize, tasks=args.tasks,
-                           repeats=args.repeats, size=args.size, model_id=args.model, repeat=args.repeat)
+                           repeats=args.repeats, size=args.size, model_id=args.model, repeat=args.repeat,
+                           engine=args.engine)
     if args.json:
         write_json(res, args.json)
     if args.json != "-":
@@ -289,7 +290,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         rows = evaluate.evaluate_sources(sources, suites, repeats=repeats, rollouts=args.rollouts,
                                          weights=args.weights, seed=args.seed, profile=args.profile,
                                          count=count, backend=args.backend, workers=args.workers,
-                                         address=args.address)
+                                         address=args.address, engine=args.engine)
     finally:
         _shutdown_ray()
     if args.json:
@@ -317,17 +318,15 @@ def _cmd_import_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_lifetime(args: argparse.Namespace) -> int:
-    from evoplastic.bench import bench_lifetime
+    from evoplastic.bench import bench_lifetime, format_lifetime
     from evoplastic.results import write_json
 
-    res = bench_lifetime(args.model, args.size, args.batch, args.hidden, args.seconds)
+    engines = ("fused", "lockstep") if args.engine == "both" else (args.engine,)
+    res = bench_lifetime(args.model, args.size, args.batch, args.hidden, args.seconds, engines)
     if args.json:
         write_json(res, args.json)
     if args.json != "-":
-        print(f"{res['model']} (hidden {res['hidden']}), {res['size']}x{res['size']} mazes, batch {res['batch']}, "
-              f"BLAS threads {res['blas_threads']}: {res['agent_steps_per_s']:,.0f} agent-steps/s per core "
-              f"({res['agent_steps']:,} agent-steps in {res['seconds']:.2f} s); peak memory per lifetime "
-              f"{res['peak_bytes_per_lifetime'] / 1024:.1f} KiB")
+        print(format_lifetime(res))
     return 0
 
 
@@ -396,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"auto (default): Ray workers from {1024:,} lifetimes per suite, else in-process")
     e.add_argument("--workers", type=_positive, default=None, help="Ray workers (default: one per CPU)")
     e.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT")
+    e.add_argument("--engine", choices=["auto", "fused", "lockstep"], default="auto",
+                   help="lifetime engine: auto (default: fused where it covers the model), fused, lockstep; "
+                        "results are the same")
     e.set_defaults(func=_cmd_eval)
 
     tr = sub.add_parser("train", help="train from a YAML experiment config")
@@ -444,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--hidden", type=_positive, default=64)
     bl.add_argument("--size", type=int, default=15, help="maze size (default 15)")
     bl.add_argument("--batch", type=_positive, default=256, help="lifetimes in lock step (default 256)")
-    bl.add_argument("--seconds", type=float, default=5.0, help="approximate measuring time")
+    bl.add_argument("--seconds", type=float, default=6.0, help="CPU seconds per engine (default 6)")
+    bl.add_argument("--engine", choices=["both", "fused", "lockstep"], default="both",
+                    help="both (default): fused and lock-step side by side, alternating")
     bl.add_argument("--json", metavar="OUT", default=None)
     bl.set_defaults(func=_cmd_bench_lifetime)
     bg = bsub.add_parser("generation", help="wall time per generation: in-process vs Ray with 1..W workers")
@@ -455,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument("--repeats", type=_positive, default=4)
     bg.add_argument("--size", type=int, default=15)
     bg.add_argument("--repeat", type=_positive, default=2, help="generations timed per setting (default 2)")
+    bg.add_argument("--engine", choices=["auto", "fused", "lockstep"], default="auto")
     bg.add_argument("--json", metavar="OUT", default=None)
     bg.set_defaults(func=_cmd_bench_generation)
     return p

@@ -44,6 +44,8 @@ class LifetimeConfig:
     profile: str = "evoplastic"  # evoplastic | reference-2022-08 (SPEC 5)
     rollouts: int | None = None  # None: the profile's (3 or 8)
     weights: tuple[float, ...] | None = None  # None: SPEC 2's weights for that many rollouts
+    # auto: the fused engine where it covers the model, else lock-step; never changes a number
+    engine: str = "auto"  # auto | fused | lockstep
 
 
 @dataclass(frozen=True)
@@ -268,11 +270,18 @@ def _check_names(cfg: ExperimentConfig) -> None:
     base, plus, _ = cfg.model.id.partition("+")
     for path, value, valid in (("model.id", base, MODEL_IDS),
                                ("lifetime.profile", cfg.lifetime.profile, list(PROFILES)),
+                               ("lifetime.engine", cfg.lifetime.engine, ["auto", "fused", "lockstep"]),
                                ("strategy.name", cfg.strategy.name, list(STRATEGIES))):
         if value not in valid:
             close = difflib.get_close_matches(value, valid, n=1)
             tip = f"did you mean '{close[0]}'?" if close else f"valid: {', '.join(valid)}"
             raise ConfigError(f"{path}: unknown {path.split('.')[-1]} {value!r}; {tip}")
+    if cfg.lifetime.engine == "fused":
+        from evoplastic import fused
+
+        if cfg.model.id not in fused.COVERED or not fused.K.HAVE_NUMBA:
+            raise ConfigError(f"lifetime.engine: the fused engine does not run {cfg.model.id} "
+                              f"(it runs {', '.join(fused.COVERED)}, with numba); use 'auto' or 'lockstep'")
     if plus:  # a structure mask: a known suffix on a recurrent model
         from evoplastic.models import get_model
 

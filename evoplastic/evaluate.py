@@ -135,7 +135,8 @@ def suite_name(spec: str) -> str:
 def evaluate_sources(sources: list[Source], suites: list[str], *, repeats: int = 1, rollouts: int | None = None,
                      weights: tuple[float, ...] | None = None, seed: int = 0, profile: str = "evoplastic",
                      count: int | None = None, backend: str = "auto", workers: int | None = None,
-                     address: str | None = None, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                     address: str | None = None, log: Callable[[str], None] | None = None,
+                     engine: str = "auto") -> list[dict[str, Any]]:
     """Every source on every suite; one results-schema dict per (source, suite)."""
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     task_sets = [tasklib.load(s).head(count) for s in suites]
@@ -145,7 +146,7 @@ def evaluate_sources(sources: list[Source], suites: list[str], *, repeats: int =
         kind = "ray" if big and (workers or os.cpu_count() or 1) > 1 else "inprocess"
     rows, n, i = [], len(sources) * len(task_sets), 0
     for src in sources:
-        spec = runner.EvalSpec(src.model, src.hidden, profile, rollouts, weights)
+        spec = runner.EvalSpec(src.model, src.hidden, profile, rollouts, weights, engine=engine)
         kw = {} if kind == "inprocess" else dict(workers=workers, address=address)
         be = runner.make_backend(kind, spec, chunks_per_worker=8, **kw)
         try:

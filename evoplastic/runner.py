@@ -35,17 +35,7 @@ THREAD_VARS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THR
                "NUMBA_NUM_THREADS": "1"}
 
 
-@dataclass(frozen=True)
-class EvalSpec:
-    """What every unit of an evaluation shares (sent to an actor once, at its creation)."""
-
-    model: str
-    hidden: int
-    profile: str = "evoplastic"
-    rollouts: int | None = None
-    weights: tuple[float, ...] | None = None
-    batch: int = 256
-    frugality: float = 0.0  # cost of a masked model's active fraction (lifetime.fitness_of)
+EvalSpec = lifetime.EvalSpec  # what every unit of an evaluation shares (sent to each actor once)
 
 
 @dataclass(frozen=True)
@@ -62,14 +52,12 @@ def run_unit(spec: EvalSpec, genomes: np.ndarray, tasks: TaskSet, unit: Unit, re
              seed: int) -> dict[str, Any]:
     """Evaluate one unit; ``genomes`` are the unit's rows only, ``tasks`` the whole set."""
     t_start = time.perf_counter()
-    model = get_model(spec.model, spec.hidden)
     sub = TaskSet(tasks.walls[unit.t0:unit.t1], tasks.start[unit.t0:unit.t1], tasks.goal[unit.t0:unit.t1])
-    res = lifetime.evaluate(model, genomes, sub, repeats=repeats, rollouts=spec.rollouts,
-                            weights=spec.weights, seed=seed, profile=spec.profile, batch=spec.batch,
-                            genome_ids=np.arange(unit.g0, unit.g1), task_ids=np.arange(unit.t0, unit.t1),
-                            frugality=spec.frugality)
+    res = lifetime.evaluate(spec, genomes, sub, repeats, seed, genome_ids=np.arange(unit.g0, unit.g1),
+                            task_ids=np.arange(unit.t0, unit.t1))
     return {"returns": res.returns, "reached": res.reached, "steps": res.steps, "weights": res.weights,
-            "agent_steps": res.agent_steps, "seconds": time.perf_counter() - t_start, "pid": os.getpid()}
+            "agent_steps": res.agent_steps, "seconds": time.perf_counter() - t_start, "pid": os.getpid(),
+            "engine": res.meta["engine"]}
 
 
 def make_units(n_genomes: int, n_tasks: int, pieces: int) -> list[Unit]:
@@ -96,9 +84,10 @@ def assemble(spec: EvalSpec, genomes: np.ndarray, n_tasks: int, repeats: int, un
         steps[u.g0:u.g1, cols] = part["steps"]
     w = parts[0]["weights"]
     active = get_model(spec.model, spec.hidden).active_fraction(genomes)
-    fitness = lifetime.fitness_of(returns, w, genomes, frugality=spec.frugality, active_fraction=active)
+    fitness = lifetime.fitness_of(returns, w, genomes, spec.rms_lambda, spec.frugality, active)
     meta = {"model": spec.model, "hidden": spec.hidden, "profile": spec.profile, "repeats": repeats,
-            "tasks": n_tasks, "worker_seconds": float(sum(p["seconds"] for p in parts))}
+            "tasks": n_tasks, "worker_seconds": float(sum(p["seconds"] for p in parts)),
+            "engine": parts[0]["engine"]}
     if active is not None:
         meta["frugality"] = float(spec.frugality)
     return lifetime.LifetimeResult(fitness, returns, reached, steps, w,
@@ -132,9 +121,11 @@ def _actor_class():
         def __init__(self, spec: EvalSpec) -> None:
             self.spec = spec
             model = get_model(spec.model, spec.hidden)  # warm-up: imports, numba compilation
+            from dataclasses import replace
+
             from evoplastic.envs import tasks as tasklib
-            lifetime.evaluate(model, np.zeros((1, model.n_gene), np.float32),
-                              tasklib.generate(1, 7, 0.3, seed=0), max_steps=4)
+            lifetime.evaluate(replace(spec, max_steps=4), np.zeros((1, model.n_gene), np.float32),
+                              tasklib.generate(1, 7, 0.3, seed=0))
 
         def run(self, genomes: np.ndarray, tasks: TaskSet, unit: Unit, repeats: int, seed: int) -> dict:
             return run_unit(self.spec, genomes, tasks, unit, repeats, seed)

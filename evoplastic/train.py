@@ -33,6 +33,7 @@ import numpy as np
 from evoplastic import checkpoint as ckpt
 from evoplastic import config as cfglib
 from evoplastic import genome as genome_io
+from evoplastic import lifetime
 from evoplastic import runner
 from evoplastic.envs import tasks as tasklib
 from evoplastic.atomic import write_atomic
@@ -65,9 +66,9 @@ class Trainer:
     def __init__(self, cfg: cfglib.ExperimentConfig, run_dir: Path, backend: Any | None = None) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.model = get_model(cfg.model.id, cfg.model.hidden)
-        self.spec = runner.EvalSpec(cfg.model.id, cfg.model.hidden, cfg.lifetime.profile,
-                                    cfg.lifetime.rollouts, cfg.lifetime.weights, cfg.workers.batch,
-                                    cfg.model.frugality)
+        self.spec = lifetime.EvalSpec(cfg.model.id, cfg.model.hidden, cfg.lifetime.profile,
+                                      cfg.lifetime.rollouts, cfg.lifetime.weights, cfg.model.frugality,
+                                      engine=cfg.lifetime.engine, batch=cfg.workers.batch)
         self.metrics = METRICS + (MASK_METRICS if isinstance(self.model, Masked) else [])
         self._backend = backend
         self.generation = 0
