@@ -115,10 +115,10 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 # -- models, eval, bench -------------------------------------------------------------------------
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from evoplastic.models import MASKABLE_IDS, MODEL_IDS, get_model
+    from evoplastic.models import DERIVED_IDS, MASKABLE_IDS, MODEL_IDS, get_model
     from evoplastic.results import write_json
 
-    rows = [get_model(m, args.hidden).describe() for m in MODEL_IDS]
+    rows = [get_model(m, args.hidden).describe() for m in MODEL_IDS + DERIVED_IDS]
     if args.json:
         write_json(rows, args.json)
     if args.json != "-":
@@ -283,6 +283,17 @@ def _cmd_bench_lifetime(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from evoplastic import merge
+
+    cfg, tying_path, tying = merge.merge_run(args.run_dir, args.out, args.clusters, args.genome, args.seed)
+    d = merge.describe(tying)
+    print(f"tied {d['connections']:,} rules of {args.run_dir} ({args.genome} genome) into K = {d['k']} "
+          f"clusters ({d['clusters_used']} used, largest {d['largest_cluster']}, inertia {d['inertia']:.4g}); "
+          f"N_Gene {d['n_gene']:,}\nwrote {tying_path} and {cfg}; train it with `evoplastic train {cfg} --run-dir DIR`")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
     ir.add_argument("--out", required=True, help="output genome .npz")
     ir.set_defaults(func=_cmd_import_reference)
+
+    mg = sub.add_parser("merge", help="Evolving & Merging: tie a PRNN run's rules by K-means, write a config")
+    mg.add_argument("run_dir", metavar="RUN_DIR", help="run directory of a prnn, prnn-predn or prnn-postdn model")
+    mg.add_argument("--clusters", type=_positive, default=None,
+                    help="K (default 3*hidden+15 = 207: the N_Gene of the matching DecPRNN)")
+    mg.add_argument("--out", required=True, metavar="CONFIG.yaml",
+                    help="config to write; the tying goes beside it as <stem>.tying.npz")
+    mg.add_argument("--genome", choices=["best", "mean"], default="best", help="which genome of the run")
+    mg.add_argument("--seed", type=_nonneg, default=0, help="K-means seed")
+    mg.set_defaults(func=_cmd_merge)
 
     sw = sub.add_parser("sweep", help="run (or resume) every point of a sweep file, then summarise")
     sw.add_argument("sweep", help="sweep YAML: base config, grid, parallel, test suites")

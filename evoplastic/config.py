@@ -246,18 +246,19 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfi
 
 def _check_names(cfg: ExperimentConfig) -> None:
     from evoplastic.lifetime import PROFILES
-    from evoplastic.models import MODEL_IDS
+    from evoplastic.models import DERIVED_IDS, MODEL_IDS
     from evoplastic.strategies import STRATEGIES
 
     base, plus, _ = cfg.model.id.partition("+")
-    for path, value, valid in (("model.id", base, MODEL_IDS),
+    base, tied, _ = base.partition("@")
+    for path, value, valid in (("model.id", base, MODEL_IDS + DERIVED_IDS),
                                ("lifetime.profile", cfg.lifetime.profile, list(PROFILES)),
                                ("strategy.name", cfg.strategy.name, list(STRATEGIES))):
         if value not in valid:
             close = difflib.get_close_matches(value, valid, n=1)
             tip = f"did you mean '{close[0]}'?" if close else f"valid: {', '.join(valid)}"
             raise ConfigError(f"{path}: unknown {path.split('.')[-1]} {value!r}; {tip}")
-    if plus:  # a structure mask: a known suffix on a recurrent model
+    if plus or tied or base in DERIVED_IDS:  # a structure mask, or tied rules and their file
         from evoplastic.models import get_model
 
         try:
@@ -305,7 +306,12 @@ def load(path: str | Path, overrides: list[str] | None = None) -> ExperimentConf
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return from_dict(apply_overrides(data, overrides or []), str(path))
+    data = apply_overrides(data, overrides or [])
+    if isinstance(data.get("model"), dict) and isinstance(data["model"].get("id"), str):
+        from evoplastic.models.tied import resolve_id
+
+        data["model"]["id"] = resolve_id(data["model"]["id"], path.parent)  # @FILE: beside the config
+    return from_dict(data, str(path))
 
 
 def dump(cfg: ExperimentConfig) -> str:
