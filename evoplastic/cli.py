@@ -294,6 +294,23 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze_memory(args: argparse.Namespace) -> int:
+    from evoplastic import evaluate
+    from evoplastic.analysis import memory
+    from evoplastic.envs import tasks as tasklib
+    from evoplastic.models import get_model
+
+    (src,) = evaluate.resolve(args.genome, args.which, args.model, args.hidden)
+    model = get_model(src.model, src.hidden)
+    ts = tasklib.load(args.tasks).head(args.count)
+    files, stats = memory.write_analysis(model, src.genome, ts, Path(args.out), f"{src.label} ({model.id.split('@')[0]})",
+                                         args.repeats, args.rollouts, args.profile, args.seed, args.embedding)
+    print(memory.format_table(stats, f"{src.label} ({model.id.split('@')[0]})"))
+    for f in files:
+        print(f)
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -393,6 +410,23 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--genome", choices=["best", "mean"], default="best", help="which genome of the run")
     mg.add_argument("--seed", type=_nonneg, default=0, help="K-means seed")
     mg.set_defaults(func=_cmd_merge)
+
+    an = sub.add_parser("analyze", help="analyses of a genome: what the memories hold, structure measures")
+    asub = an.add_subparsers(dest="analyze_command", required=True, metavar="WHAT")
+    am = asub.add_parser("memory", help="record W and h along lifetimes, embed them, decode the maze (Fig. 7)")
+    am.add_argument("genome", metavar="GENOME", help="genome .npz, run directory, or reference .dat (needs --model)")
+    am.add_argument("--which", choices=["best", "mean"], default="best", help="for a run directory")
+    am.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
+    am.add_argument("--hidden", type=_positive, default=None)
+    am.add_argument("--tasks", required=True, metavar="SUITE_OR_FILE", help="suite name or task file")
+    am.add_argument("--count", type=_positive, default=6, help="mazes (the first N tasks; default 6)")
+    am.add_argument("--repeats", type=_positive, default=4, help="lifetimes per maze (default 4)")
+    am.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
+    am.add_argument("--profile", default="evoplastic", help="evaluation profile (reference-2022-08 for the paper's genome)")
+    am.add_argument("--seed", type=_nonneg, default=0)
+    am.add_argument("--embedding", choices=["pca", "tsne"], default="pca", help="tsne needs evoplastic[analysis]")
+    am.add_argument("--out", required=True, metavar="DIR", help="writes memory.png, memory.md, memory.json")
+    am.set_defaults(func=_cmd_analyze_memory)
 
     sw = sub.add_parser("sweep", help="run (or resume) every point of a sweep file, then summarise")
     sw.add_argument("sweep", help="sweep YAML: base config, grid, parallel, test suites")

@@ -110,18 +110,23 @@ def merge_run(run_dir: str | Path, out_config: str | Path, k: int | None = None,
         raise ValueError(f"{run_dir}: not a run directory (no checkpoints/)")
     (src,) = evaluate.resolve(str(run_dir), which)
     model = get_model(src.model, src.hidden)
+    generation = int(src.meta["generation"])
+    if which == "best":  # the checkpoint's generation is not the best genome's
+        from evoplastic import checkpoint as ckpt
+
+        generation = int(ckpt.load_latest(run_dir)[1]["best_generation"])
     k = default_k(model.hidden) if k is None else int(k)
     tying = tie(model, src.genome, k, seed, n_init)
     tying = Tying(tying.assignment, tying.centres, tying.init_genome, dict(
         tying.meta, source_run=str(run_dir.resolve()), source_genome=which,
-        source_generation=int(src.meta.get("generation", -1)),
+        source_generation=generation,
         source_genome_sha256=hashlib.sha256(np.asarray(src.genome, F32).tobytes()).hexdigest()))
     tying_path = tying.save(out_config.with_name(out_config.stem + ".tying.npz"))
     data = yaml.safe_load((run_dir / "config.yaml").read_text())
     data["name"] = f"{data.get('name', run_dir.name)}-tied-k{k}"
     data["model"]["id"] = f"{model.id}{SUFFIX}@{tying_path.name}"
     head = (f"# Evolving & Merging: re-evolve {k} tied rules of {src.model} from {run_dir} "
-            f"({which} genome, generation {src.meta.get('generation', '?')}).\n"
+            f"({which} genome, generation {generation}).\n"
             f"# Written by `evoplastic merge`; the assignment is in {tying_path.name} (beside this file).\n")
     out_config.parent.mkdir(parents=True, exist_ok=True)
     out_config.write_text(head + yaml.safe_dump(data, sort_keys=False))
