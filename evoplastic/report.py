@@ -286,6 +286,7 @@ def write_report(path: Path, out: Path | None = None, mazes: int = 3, suite: str
     for p in write_table(runs, out):
         written.append((p, "Table 1: model sizes, best validation, scores per evaluated suite"))
     _add_trajectories(runs, out, written, skipped, (mazes, suite, seed))
+    _add_memory(runs, out, written, skipped, (suite, seed))
     index = _write_text(out / "index.md", format_index(path, kind, runs, written, skipped, notes))
     return [p for p, _ in written] + [index]
 
@@ -325,6 +326,32 @@ def _add_trajectories(runs: list[Run], out: Path, written: list, skipped: list, 
     p, what = plot_trajectories(run, out / "trajectories.png", *opts)
     best = " (the point with the best validation)" if len(runs) > 1 else ""
     written.append((p, f"Figure 4: {what}{best}"))
+
+
+def _add_memory(runs: list[Run], out: Path, written: list, skipped: list, opts: tuple) -> None:
+    """Issue 13: what the memories of the best run's genome hold (analysis/memory.py), for a
+    recurrent plastic model: 6 mazes x 3 lifetimes of the run's task distribution (or ``suite``)."""
+    from evoplastic.analysis import memory
+
+    have = [r for r in runs if (r.path / "best.npz").exists() or (r.path / "mean.npz").exists()]
+    if not have:
+        return  # _add_trajectories has said why
+    run = max(have, key=lambda r: (r.best_validation() or (-math.inf,))[0])
+    genome, model, source = _best_genome(run)
+    try:
+        memory.plastic_keys(model)
+    except ValueError as exc:
+        _skip(out / "memory.png", skipped, str(exc))
+        return
+    suite, seed = opts
+    lt = run.cfg.lifetime
+    files, stats = memory.write_analysis(model, genome, _report_tasks(run.cfg, 6, suite, seed), out,
+                                         f"{run.name}: {source}", 3, lt.rollouts, lt.profile, seed)
+    written.append((files[0], f"Figure 7: W and h along lifetimes; maze decoded from W "
+                              f"{stats['decode_W_mean']:.2f} vs h {stats['decode_h_mean']:.2f} (chance "
+                              f"{stats['chance']:.2f}), autocorrelation {stats['autocorr_W_median']:g} vs "
+                              f"{stats['autocorr_h_median']:g} steps"))
+    written += [(files[1], "the memory analysis table"), (files[2], "the memory analysis numbers")]
 
 
 def format_index(path: Path, kind: str, runs: list[Run], written: list[tuple[Path, str]],
