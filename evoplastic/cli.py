@@ -311,6 +311,24 @@ def _cmd_analyze_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze_structure(args: argparse.Namespace) -> int:
+    from evoplastic import evaluate
+    from evoplastic.analysis import structure
+    from evoplastic.envs import tasks as tasklib
+    from evoplastic.models import get_model
+
+    (src,) = evaluate.resolve(args.genome, args.which, args.model, args.hidden)
+    model = get_model(src.model, src.hidden)
+    ts = tasklib.load(args.tasks).head(args.count)
+    title = f"{src.label} ({model.id})"
+    files, m = structure.write_analysis(model, src.genome, ts, Path(args.out), title, args.repeats,
+                                        args.rollouts, args.profile, args.seed, args.threshold)
+    print(structure.format_table(m, title))
+    for f in files:
+        print(f)
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -427,6 +445,21 @@ def build_parser() -> argparse.ArgumentParser:
     am.add_argument("--embedding", choices=["pca", "tsne"], default="pca", help="tsne needs evoplastic[analysis]")
     am.add_argument("--out", required=True, metavar="DIR", help="writes memory.png, memory.md, memory.json")
     am.set_defaults(func=_cmd_analyze_memory)
+    ast = asub.add_parser("structure", help="NeuronML's frugality, plasticity (task overlap), sensitivity of a "
+                                            "masked genome")
+    ast.add_argument("genome", metavar="GENOME", help="genome .npz or run directory of a <id>+mask model")
+    ast.add_argument("--which", choices=["best", "mean"], default="best", help="for a run directory")
+    ast.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
+    ast.add_argument("--hidden", type=_positive, default=None)
+    ast.add_argument("--tasks", default="maze9", metavar="SUITE_OR_FILE", help="fixed task set (default maze9)")
+    ast.add_argument("--count", type=_positive, default=16, help="tasks (the first N; default 16)")
+    ast.add_argument("--repeats", type=_positive, default=2, help="lifetimes per task (default 2)")
+    ast.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
+    ast.add_argument("--profile", default="evoplastic")
+    ast.add_argument("--seed", type=_nonneg, default=0)
+    ast.add_argument("--threshold", type=float, default=0.05, help="mean |h| above which a task activates a unit")
+    ast.add_argument("--out", required=True, metavar="DIR", help="writes structure.png, structure.md, structure.json")
+    ast.set_defaults(func=_cmd_analyze_structure)
 
     sw = sub.add_parser("sweep", help="run (or resume) every point of a sweep file, then summarise")
     sw.add_argument("sweep", help="sweep YAML: base config, grid, parallel, test suites")

@@ -82,18 +82,24 @@ class _Tap:
 
 
 def record(model: Model, genome: np.ndarray, tasks: TaskSet, repeats: int = 4, rollouts: int | None = None,
-           seed: int = 0, profile: str = "evoplastic") -> Recording:
+           seed: int = 0, profile: str = "evoplastic", plastic: bool = True) -> Recording:
     """Run ``len(tasks) * repeats`` lifetimes of one genome and record the memories at every step.
 
     The lifetimes are exactly those of ``lifetime.evaluate(model, genome, tasks, repeats, ...,
     seed=seed)`` (same seeds, same returns); the memories are ``model.memory_state`` after each
     step. Batches of at most ``lifetime.COMPACT_MIN`` lifetimes keep every row in place.
+    ``plastic`` False: any model with a hidden state ``h``; ``W`` is then (N, 0).
 
     Raises:
-        ValueError: not a recurrent plastic model (see :func:`plastic_keys`).
+        ValueError: not a recurrent plastic model (see :func:`plastic_keys`), or no ``h``.
         RuntimeError: the evaluator stepped a subset of the batch (rows could not be matched).
     """
-    keys = plastic_keys(model)
+    if plastic:
+        keys = plastic_keys(model)
+    elif "h" in model.memory_shapes():
+        keys = []
+    else:
+        raise ValueError(f"{model.id} has no hidden state h to record")
     tap = _Tap(model)
     rows: dict[str, list] = {k: [] for k in ("W", "h", "x", "lifetime", "rollout")}
 
@@ -103,7 +109,8 @@ def record(model: Model, genome: np.ndarray, tasks: TaskSet, repeats: int = 4, r
             raise RuntimeError(f"the evaluator stepped {len(x)} of {len(lives)} lifetimes; cannot match rows")
         state = model.memory_state(p, mem)
         sel = np.arange(len(lives)) if live is None else np.flatnonzero(live)
-        rows["W"].append(np.concatenate([state[k][sel].reshape(len(sel), -1) for k in keys], axis=1))
+        rows["W"].append(np.concatenate([state[k][sel].reshape(len(sel), -1) for k in keys]
+                                        or [np.zeros((len(sel), 0), F32)], axis=1))
         rows["h"].append(state["h"][sel])
         rows["x"].append(x[sel])
         rows["lifetime"].append(lives[sel])
