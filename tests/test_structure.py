@@ -70,3 +70,28 @@ def test_analyze_structure_command(tmp_path: Path, capsys) -> None:
     assert got["frugality"] == 0.75 and got["overlap"] == 1.0
     assert (tmp_path / "out" / "structure.png").stat().st_size > 10_000
     assert "overlap" in capsys.readouterr().out
+
+
+TINY_MASKED = """\
+name: tiny-mask
+seed: 2
+generations: 2
+model: {id: decprnn-postdn+mask, hidden: 4, frugality: 0.05}
+tasks: {size: 7, crowd_ratio: 0.30, repeats: 1, schedule: [[0, 1]]}
+strategy: {name: sepcma, popsize: 4, sigma0: 0.05}
+validation: {suite: maze9-val, count: 2, interval: 1}
+checkpoint: {interval: 1, keep: 3}
+workers: {backend: inprocess}
+"""
+
+
+@pytest.mark.slow
+def test_masked_run_report_shows_structure_over_generations(tmp_path: Path) -> None:
+    from evoplastic import report
+
+    (tmp_path / "tiny.yaml").write_text(TINY_MASKED)
+    assert main(["train", str(tmp_path / "tiny.yaml"), "--run-dir", str(tmp_path / "run")]) == 0
+    written = [p.name for p in report.write_report(tmp_path / "run", tmp_path / "rep", mazes=1)]
+    assert "structure_run.png" in written
+    index = (tmp_path / "rep" / "index.md").read_text()
+    assert "over its 3 kept checkpoints" in index

@@ -147,3 +147,38 @@ def write_analysis(model: Model, genome: np.ndarray, tasks: TaskSet, out_dir, ti
     return [write_atomic(out / "structure.png", lambda f: fig.savefig(f, format="png", dpi=100)),
             write_atomic(out / "structure.md", lambda f: f.write(format_table(m, title).encode())),
             write_atomic(out / "structure.json", lambda f: f.write(json.dumps(m, indent=1).encode()))], m
+
+
+def over_checkpoints(run_dir, model: Model, tasks: TaskSet, repeats: int = 1, rollouts: int | None = None,
+                     profile: str = "evoplastic", seed: int = 0, threshold: float = 0.05) -> list[dict[str, Any]]:
+    """:func:`measures` of the strategy's mean genome at every checkpoint a run kept, oldest first
+    (``checkpoint.keep`` of the config decides how many). Unreadable checkpoints are skipped."""
+    from evoplastic import checkpoint as ckpt
+
+    out = []
+    for path in ckpt.list_checkpoints(run_dir):
+        try:
+            arrays, meta = ckpt.load(path)
+        except ckpt.CheckpointError:
+            continue
+        m = measures(model, arrays["mean_genome"], tasks, repeats, rollouts, seed, profile, threshold)
+        out.append({"generation": int(meta["generation"]), **{k: m[k] for k in
+                    ("frugality", "overlap", "sensitivity_mean_abs", "score")}})
+    return out
+
+
+def draw_over_generations(fig, rows: list[dict[str, Any]], title: str) -> None:
+    """Frugality and task overlap (left axis) and mean |sensitivity| (right axis) per checkpoint."""
+    ax = fig.subplots()
+    gens = [r["generation"] for r in rows]
+    ax.plot(gens, [r["frugality"] for r in rows], "o-", color="tab:green", label="frugality (active fraction)")
+    ax.plot(gens, [r["overlap"] for r in rows], "s-", color="tab:purple", label="task overlap (plasticity)")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("generation (checkpoints kept)")
+    ax2 = ax.twinx()
+    ax2.plot(gens, [r["sensitivity_mean_abs"] for r in rows], "^--", color="tab:blue", label="mean |sensitivity|")
+    ax2.set_ylabel("mean |sensitivity| (score)")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="lower left", fontsize=8)
+    ax.set_title(title)
