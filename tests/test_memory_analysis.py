@@ -24,7 +24,7 @@ from evoplastic.envs import tasks as tasklib
 from evoplastic.models import get_model
 
 F32 = np.float32
-REFERENCE = Path("/work/shared/reference/decprnn_postdn_demo.dat")
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "decprnn_postdn_demo.dat"  # as test_reference
 
 
 def genome_for(model, seed: int = 0) -> np.ndarray:
