@@ -124,10 +124,10 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 # -- models, eval, bench -------------------------------------------------------------------------
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from evoplastic.models import MASKABLE_IDS, MODEL_IDS, get_model
+    from evoplastic.models import DERIVED_IDS, MASKABLE_IDS, MODEL_IDS, get_model
     from evoplastic.results import write_json
 
-    rows = [get_model(m, args.hidden).describe() for m in MODEL_IDS]
+    rows = [get_model(m, args.hidden).describe() for m in MODEL_IDS + DERIVED_IDS]
     if args.json:
         write_json(rows, args.json)
     if args.json != "-":
@@ -330,6 +330,52 @@ def _cmd_bench_lifetime(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from evoplastic import merge
+
+    cfg, tying_path, tying = merge.merge_run(args.run_dir, args.out, args.clusters, args.genome, args.seed)
+    d = merge.describe(tying)
+    print(f"tied {d['connections']:,} rules of {args.run_dir} ({args.genome} genome) into K = {d['k']} "
+          f"clusters ({d['clusters_used']} used, largest {d['largest_cluster']}, inertia {d['inertia']:.4g}); "
+          f"N_Gene {d['n_gene']:,}\nwrote {tying_path} and {cfg}; train it with `evoplastic train {cfg} --run-dir DIR`")
+    return 0
+
+
+def _cmd_analyze_memory(args: argparse.Namespace) -> int:
+    from evoplastic import evaluate
+    from evoplastic.analysis import memory
+    from evoplastic.envs import tasks as tasklib
+    from evoplastic.models import get_model
+
+    (src,) = evaluate.resolve(args.genome, args.which, args.model, args.hidden)
+    model = get_model(src.model, src.hidden)
+    ts = tasklib.load(args.tasks).head(args.count)
+    files, stats = memory.write_analysis(model, src.genome, ts, Path(args.out), f"{src.label} ({model.id.split('@')[0]})",
+                                         args.repeats, args.rollouts, args.profile, args.seed, args.embedding)
+    print(memory.format_table(stats, f"{src.label} ({model.id.split('@')[0]})"))
+    for f in files:
+        print(f)
+    return 0
+
+
+def _cmd_analyze_structure(args: argparse.Namespace) -> int:
+    from evoplastic import evaluate
+    from evoplastic.analysis import structure
+    from evoplastic.envs import tasks as tasklib
+    from evoplastic.models import get_model
+
+    (src,) = evaluate.resolve(args.genome, args.which, args.model, args.hidden)
+    model = get_model(src.model, src.hidden)
+    ts = tasklib.load(args.tasks).head(args.count)
+    title = f"{src.label} ({model.id})"
+    files, m = structure.write_analysis(model, src.genome, ts, Path(args.out), title, args.repeats,
+                                        args.rollouts, args.profile, args.seed, args.threshold)
+    print(structure.format_table(m, title))
+    for f in files:
+        print(f)
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -422,6 +468,48 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
     ir.add_argument("--out", required=True, help="output genome .npz")
     ir.set_defaults(func=_cmd_import_reference)
+
+    mg = sub.add_parser("merge", help="Evolving & Merging: tie a PRNN run's rules by K-means, write a config")
+    mg.add_argument("run_dir", metavar="RUN_DIR", help="run directory of a prnn, prnn-predn or prnn-postdn model")
+    mg.add_argument("--clusters", type=_positive, default=None,
+                    help="K (default 3*hidden+15 = 207: the N_Gene of the matching DecPRNN)")
+    mg.add_argument("--out", required=True, metavar="CONFIG.yaml",
+                    help="config to write; the tying goes beside it as <stem>.tying.npz")
+    mg.add_argument("--genome", choices=["best", "mean"], default="best", help="which genome of the run")
+    mg.add_argument("--seed", type=_nonneg, default=0, help="K-means seed")
+    mg.set_defaults(func=_cmd_merge)
+
+    an = sub.add_parser("analyze", help="analyses of a genome: what the memories hold, structure measures")
+    asub = an.add_subparsers(dest="analyze_command", required=True, metavar="WHAT")
+    am = asub.add_parser("memory", help="record W and h along lifetimes, embed them, decode the maze (Fig. 7)")
+    am.add_argument("genome", metavar="GENOME", help="genome .npz, run directory, or reference .dat (needs --model)")
+    am.add_argument("--which", choices=["best", "mean"], default="best", help="for a run directory")
+    am.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
+    am.add_argument("--hidden", type=_positive, default=None)
+    am.add_argument("--tasks", required=True, metavar="SUITE_OR_FILE", help="suite name or task file")
+    am.add_argument("--count", type=_positive, default=6, help="mazes (the first N tasks; default 6)")
+    am.add_argument("--repeats", type=_positive, default=4, help="lifetimes per maze (default 4)")
+    am.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
+    am.add_argument("--profile", default="evoplastic", help="evaluation profile (reference-2022-08 for the paper's genome)")
+    am.add_argument("--seed", type=_nonneg, default=0)
+    am.add_argument("--embedding", choices=["pca", "tsne"], default="pca", help="tsne needs evoplastic[analysis]")
+    am.add_argument("--out", required=True, metavar="DIR", help="writes memory.png, memory.md, memory.json")
+    am.set_defaults(func=_cmd_analyze_memory)
+    ast = asub.add_parser("structure", help="NeuronML's frugality, plasticity (task overlap), sensitivity of a "
+                                            "masked genome")
+    ast.add_argument("genome", metavar="GENOME", help="genome .npz or run directory of a <id>+mask model")
+    ast.add_argument("--which", choices=["best", "mean"], default="best", help="for a run directory")
+    ast.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
+    ast.add_argument("--hidden", type=_positive, default=None)
+    ast.add_argument("--tasks", default="maze9", metavar="SUITE_OR_FILE", help="fixed task set (default maze9)")
+    ast.add_argument("--count", type=_positive, default=16, help="tasks (the first N; default 16)")
+    ast.add_argument("--repeats", type=_positive, default=2, help="lifetimes per task (default 2)")
+    ast.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
+    ast.add_argument("--profile", default="evoplastic")
+    ast.add_argument("--seed", type=_nonneg, default=0)
+    ast.add_argument("--threshold", type=float, default=0.05, help="mean |h| above which a task activates a unit")
+    ast.add_argument("--out", required=True, metavar="DIR", help="writes structure.png, structure.md, structure.json")
+    ast.set_defaults(func=_cmd_analyze_structure)
 
     sw = sub.add_parser("sweep", help="run (or resume) every point of a sweep file, then summarise")
     sw.add_argument("sweep", help="sweep YAML: base config, grid, parallel, test suites")

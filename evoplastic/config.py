@@ -264,11 +264,12 @@ def from_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfi
 
 def _check_names(cfg: ExperimentConfig) -> None:
     from evoplastic.lifetime import PROFILES
-    from evoplastic.models import MODEL_IDS
+    from evoplastic.models import DERIVED_IDS, MODEL_IDS
     from evoplastic.strategies import STRATEGIES
 
     base, plus, _ = cfg.model.id.partition("+")
-    for path, value, valid in (("model.id", base, MODEL_IDS),
+    base, tied, _ = base.partition("@")
+    for path, value, valid in (("model.id", base, MODEL_IDS + DERIVED_IDS),
                                ("lifetime.profile", cfg.lifetime.profile, list(PROFILES)),
                                ("lifetime.engine", cfg.lifetime.engine, ["auto", "fused", "lockstep"]),
                                ("strategy.name", cfg.strategy.name, list(STRATEGIES))):
@@ -282,7 +283,7 @@ def _check_names(cfg: ExperimentConfig) -> None:
         if cfg.model.id not in fused.COVERED or not fused.K.HAVE_NUMBA:
             raise ConfigError(f"lifetime.engine: the fused engine does not run {cfg.model.id} "
                               f"(it runs {', '.join(fused.COVERED)}, with numba); use 'auto' or 'lockstep'")
-    if plus:  # a structure mask: a known suffix on a recurrent model
+    if plus or tied or base in DERIVED_IDS:  # a structure mask, or tied rules and their file
         from evoplastic.models import get_model
 
         try:
@@ -387,7 +388,12 @@ def load(path: str | Path, overrides: list[str] | None = None) -> ExperimentConf
                           "(see experiments/quickstart.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return from_dict(apply_overrides(data, overrides or []), str(path))
+    data = apply_overrides(data, overrides or [])
+    if isinstance(data.get("model"), dict) and isinstance(data["model"].get("id"), str):
+        from evoplastic.models.tied import resolve_id
+
+        data["model"]["id"] = resolve_id(data["model"]["id"], path.parent)  # @FILE: beside the config
+    return from_dict(data, str(path))
 
 
 def dump(cfg: ExperimentConfig) -> str:

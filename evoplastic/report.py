@@ -286,6 +286,8 @@ def write_report(path: Path, out: Path | None = None, mazes: int = 3, suite: str
     for p in write_table(runs, out):
         written.append((p, "Table 1: model sizes, best validation, scores per evaluated suite"))
     _add_trajectories(runs, out, written, skipped, (mazes, suite, seed))
+    _add_memory(runs, out, written, skipped, (suite, seed))
+    _add_structure(runs, out, written, (suite, seed))
     index = _write_text(out / "index.md", format_index(path, kind, runs, written, skipped, notes))
     return [p for p, _ in written] + [index]
 
@@ -325,6 +327,53 @@ def _add_trajectories(runs: list[Run], out: Path, written: list, skipped: list, 
     p, what = plot_trajectories(run, out / "trajectories.png", *opts)
     best = " (the point with the best validation)" if len(runs) > 1 else ""
     written.append((p, f"Figure 4: {what}{best}"))
+
+
+def _add_memory(runs: list[Run], out: Path, written: list, skipped: list, opts: tuple) -> None:
+    """Issue 13: what the memories of the best run's genome hold (analysis/memory.py), for a
+    recurrent plastic model: 6 mazes x 3 lifetimes of the run's task distribution (or ``suite``)."""
+    from evoplastic.analysis import memory
+
+    have = [r for r in runs if (r.path / "best.npz").exists() or (r.path / "mean.npz").exists()]
+    if not have:
+        return  # _add_trajectories has said why
+    run = max(have, key=lambda r: (r.best_validation() or (-math.inf,))[0])
+    genome, model, source = _best_genome(run)
+    try:
+        memory.plastic_keys(model)
+    except ValueError as exc:
+        _skip(out / "memory.png", skipped, str(exc))
+        return
+    suite, seed = opts
+    lt = run.cfg.lifetime
+    files, stats = memory.write_analysis(model, genome, _report_tasks(run.cfg, 6, suite, seed), out,
+                                         f"{run.name}: {source}", 3, lt.rollouts, lt.profile, seed)
+    written.append((files[0], f"Figure 7: W and h along lifetimes; maze decoded from W "
+                              f"{stats['decode_W_mean']:.2f} vs h {stats['decode_h_mean']:.2f} (chance "
+                              f"{stats['chance']:.2f}), autocorrelation {stats['autocorr_W_median']:g} vs "
+                              f"{stats['autocorr_h_median']:g} steps"))
+    written += [(files[1], "the memory analysis table"), (files[2], "the memory analysis numbers")]
+
+
+def _add_structure(runs: list[Run], out: Path, written: list, opts: tuple) -> None:
+    """Issue 13: NeuronML's structure measures of masked runs, per kept checkpoint, on 8 fixed mazes."""
+    from evoplastic.analysis import structure
+    from evoplastic.models import get_model
+
+    suite, seed = opts
+    for run in runs:
+        model = get_model(run.cfg.model.id, run.cfg.model.hidden)
+        if "mask" not in dict(model.param_shapes()) or "h" not in model.memory_shapes():
+            continue
+        lt = run.cfg.lifetime
+        rows = structure.over_checkpoints(run.path, model, _report_tasks(run.cfg, 8, suite, seed), 1,
+                                          lt.rollouts, lt.profile, seed)
+        if not rows:
+            continue
+        fig = _figure(7, 4)
+        structure.draw_over_generations(fig, rows, f"{run.name}: structure of the mean genome")
+        written.append((_save(fig, out / f"structure_{run.name}.png"),
+                        f"NeuronML structure measures of `{run.name}` over its {len(rows)} kept checkpoints"))
 
 
 def format_index(path: Path, kind: str, runs: list[Run], written: list[tuple[Path, str]],

@@ -114,6 +114,8 @@ class Trainer:
             (self.run_dir / name).unlink(missing_ok=True)
         init = np.random.default_rng(derived_seed(c.seed, SEED_INIT))
         mean0 = (c.strategy.init_std * init.standard_normal(self.model.n_gene)).astype(np.float32)
+        if hasattr(self.model, "initial_genome"):  # tied rules (Evolving & Merging): the cluster centres
+            mean0 = self.model.initial_genome()
         self.strategy = make_strategy(c.strategy.name, self.model.n_gene, c.strategy.popsize, c.strategy.sigma0,
                                       mean0, np.random.SeedSequence(c.seed, spawn_key=(SEED_ES,)),
                                       segments=self._segments(), **c.strategy.options)

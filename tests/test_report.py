@@ -112,8 +112,8 @@ def test_run_report(sweep: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     written = report.write_report(sweep / "h16", out)
     assert [p.name for p in written] == ["learning_curves.png", "rollouts.png", "table.md", "table.csv",
-                                         "trajectories.png", "index.md"]
-    for name in FIGURES:
+                                         "trajectories.png", "memory.png", "memory.md", "memory.json", "index.md"]
+    for name in FIGURES + ("memory.png",):  # memory: issue 13's analysis, for recurrent plastic models
         assert_png(out / name)
     (row,) = table_lines(out)
     cells = [c.strip() for c in row.strip("|").split("|")]

@@ -1,5 +1,7 @@
 """The model zoo of the paper's Table 1 (SPEC 3), and NM-RNN / LR-RNN (issue 7), by command-line id.
 
+Tied-rule PRNNs (Evolving & Merging, ``models/tied.py``) are ``prnn-postdn-tied@FILE`` etc.
+
 Any recurrent model id with the suffix ``+mask`` (e.g. ``decprnn-postdn+mask``) is that model with
 a structure mask (``models/masked.py``); those ids are not listed in MODEL_IDS.
 """
@@ -14,6 +16,7 @@ from evoplastic.models.masked import SUFFIX as MASK_SUFFIX
 from evoplastic.models.masked import Masked
 from evoplastic.models.meta import MetaDNN, MetaLSTM, MetaRNN
 from evoplastic.models.nm import NMRNN
+from evoplastic.models.tied import TIED_IDS, make_tied
 
 _FACTORIES = {
     "decprnn": lambda h: DecPRNN(h, "none"),
@@ -37,6 +40,9 @@ _FACTORIES = {
 }
 MODEL_IDS = tuple(_FACTORIES)
 MASKABLE_IDS = tuple(m for m in MODEL_IDS if _FACTORIES[m](1).maskable)  # the recurrent ones
+# Evolving & Merging (models/tied.py): "<id>@FILE" with a tying file from `evoplastic merge`; kept out
+# of MODEL_IDS because the bare id has sizes but no rule assignment to run with.
+DERIVED_IDS = TIED_IDS
 
 
 def get_model(model_id: str, hidden: int = 64) -> Model:
@@ -51,6 +57,8 @@ def get_model(model_id: str, hidden: int = 64) -> Model:
             raise ValueError(f"{model_id!r}: a structure mask gates the hidden units of a recurrent model "
                              f"and {base} is feed-forward; maskable models: {', '.join(MASKABLE_IDS)}")
         return Masked(inner.hidden, inner)
+    if model_id.partition("@")[0] in TIED_IDS:
+        return make_tied(model_id, hidden)
     try:
         factory = _FACTORIES[model_id]
     except KeyError:
@@ -64,4 +72,4 @@ def get_model(model_id: str, hidden: int = 64) -> Model:
     return factory(int(hidden))
 
 
-__all__ = ["MASKABLE_IDS", "MODEL_IDS", "Model", "N_IN", "N_OUT", "get_model"]
+__all__ = ["DERIVED_IDS", "MASKABLE_IDS", "MODEL_IDS", "Model", "N_IN", "N_OUT", "get_model"]
