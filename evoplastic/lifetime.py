@@ -355,7 +355,7 @@ def evaluate(
             frugality cost for a model without a mask, ``engine="fused"`` for a model it does
             not cover.
     """
-    if isinstance(spec, Model):
+    if not isinstance(spec, EvalSpec):  # a model (or an object standing in for one)
         model = spec
         spec = EvalSpec(model.id, model.hidden, **settings)
     else:
