@@ -98,7 +98,7 @@ if K.HAVE_NUMBA:
         wt, h = np.empty((n_x, n_h), F32), np.empty(n_h, F32)
         pp, pr, ps = np.empty(n_h, F32), np.empty(n_x, F32), np.empty(2, F32)
         pre, z, hn = np.empty(n_x, F32), np.empty(n_h, F32), np.empty(n_h, F32)
-        coef, t = np.empty((2, 4, n_h), F32), np.empty(4, F32)
+        coef, t, pv = np.empty((2, 4, n_h), F32), np.empty(4, F32), np.empty((n_x, 5), F32)
         w1t, w2t = np.empty((N_IN, n_h), F32), np.empty((n_h, n_h), F32)
         total = 0
         for life in range(g_of.shape[0]):
@@ -124,9 +124,9 @@ if K.HAVE_NUMBA:
                     if feed_rd:
                         x[13], x[14] = reward, 0  # the previous reward; done is 0 while running
                     if kind == KIND_DECRNN:
-                        DK.decrnn_row(g, lay, mod, wt, h, pp, pr, ps, x, True, y, pre, z, hn, coef, t)
+                        DK.decrnn_row(g, lay, mod, wt, h, pp, pr, ps, x, True, y, pre, z, hn, coef, t, pv)
                     else:
-                        DK.decpdnn_row(g, lay, mod, w1t, w2t, x, True, y, z, hn, coef, t)
+                        DK.decpdnn_row(g, lay, mod, w1t, w2t, x, True, y, z, hn, coef, t, pv)
                     action = select_action(y, key, 3 * (slot0 + steps), p_fixed)
                     target = pos + moves[action]
                     if not blocked[target]:  # a wall bump leaves the agent in place (SPEC 1)
@@ -144,7 +144,7 @@ if K.HAVE_NUMBA:
                 reached_out[life, r] = hit
             if mem_a.shape[0] > 0:
                 if kind == KIND_DECRNN:
-                    DK.decrnn_flush(g, lay, wt, pp, pr, ps, coef)
+                    DK.decrnn_flush(g, lay, wt, pp, pr, ps, coef, pv)
                     mem_a[life] = wt
                     mem_b[life, 0] = h
                 else:

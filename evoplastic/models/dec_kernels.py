@@ -56,29 +56,40 @@ if K.HAVE_NUMBA:
         K.dec_coefficients(g, lay[at], lay[at + 2], lay[at + 4], lay[at + 6], post, s, coef, blk)
 
     @njit
-    def _plastic_pass(wt, j0, j1, g, lay, at, pre_pend, s, coef, blk, v, z, dots):  # pragma: no cover
+    def _plastic_pass(wt, j0, j1, g, lay, at, pre_pend, s, coef, blk, v, z, dots, pv):  # pragma: no cover
         """Rows j0..j1 of ``wt`` (one block, input columns of the plastic matrix): add the
         pending Dec update when s != 0, and if ``dots`` accumulate ``z += W_new[:, j] v[j]``.
 
         The update of entry (j, i) is ``Dec = a_i p0 + b_i p1 + c_i p2 + d_i p3``, summed first
         and then added to the weight (SPEC 3: W += 0.2 m Dec), with coefficients ``coef[blk]``
         (:func:`_block_coef`) and pre-side factors (Ax pre_j, Bx_j, Cx pre_j, Dx_j) from the
-        vectors at lay[at + 1, 3, 5, 7] (indexed from j0). ``z[i]`` takes its terms in the order
+        vectors at lay[at + 1, 3, 5, 7] (indexed from j0), gathered first into the scratch ``pv``
+        (>= j1 - j0, 5) with the inputs ``v``. ``z[i]`` takes its terms in the order
         of ``j``. Columns go four at a time through the loop over units (vectorised over ``i``):
         ``z`` is then loaded and stored once per four columns instead of once per column (a
         store-to-load chain that otherwise bounds the loop), with the same order of operations.
         """
-        n = wt.shape[1]
-        ax, bx, cx, dx = lay[at + 1] - j0, lay[at + 3] - j0, lay[at + 5] - j0, lay[at + 7] - j0
+        n, nb = wt.shape[1], j1 - j0
         j = j0
         if s != 0:
+            # the pre-side factors of every column first, in one vectorised sweep: pv[jj] =
+            # (Ax pre, Bx, Cx pre, Dx, v) of column j0 + jj (per-column scalar work would
+            # otherwise cost as much as the column's vector work at H = 64)
+            a0, a1, a2, a3 = lay[at + 1], lay[at + 3], lay[at + 5], lay[at + 7]
+            ax, bx, cx, dx = g[a0:a0 + nb], g[a1:a1 + nb], g[a2:a2 + nb], g[a3:a3 + nb]
+            pre, vb = pre_pend[j0:j1], v[j0:j1]
+            for jj in range(nb):
+                pv[jj, 0] = ax[jj] * pre[jj]
+                pv[jj, 1] = bx[jj]
+                pv[jj, 2] = cx[jj] * pre[jj]
+                pv[jj, 3] = dx[jj]
+                pv[jj, 4] = vb[jj]
             while j + 4 <= j1:
-                q0, q1, q2, q3 = pre_pend[j], pre_pend[j + 1], pre_pend[j + 2], pre_pend[j + 3]
-                e00, e01, e02, e03 = g[ax + j] * q0, g[bx + j], g[cx + j] * q0, g[dx + j]
-                e10, e11, e12, e13 = g[ax + j + 1] * q1, g[bx + j + 1], g[cx + j + 1] * q1, g[dx + j + 1]
-                e20, e21, e22, e23 = g[ax + j + 2] * q2, g[bx + j + 2], g[cx + j + 2] * q2, g[dx + j + 2]
-                e30, e31, e32, e33 = g[ax + j + 3] * q3, g[bx + j + 3], g[cx + j + 3] * q3, g[dx + j + 3]
-                x0, x1, x2, x3 = v[j], v[j + 1], v[j + 2], v[j + 3]
+                k = j - j0
+                e00, e01, e02, e03, x0 = pv[k, 0], pv[k, 1], pv[k, 2], pv[k, 3], pv[k, 4]
+                e10, e11, e12, e13, x1 = pv[k + 1, 0], pv[k + 1, 1], pv[k + 1, 2], pv[k + 1, 3], pv[k + 1, 4]
+                e20, e21, e22, e23, x2 = pv[k + 2, 0], pv[k + 2, 1], pv[k + 2, 2], pv[k + 2, 3], pv[k + 2, 4]
+                e30, e31, e32, e33, x3 = pv[k + 3, 0], pv[k + 3, 1], pv[k + 3, 2], pv[k + 3, 3], pv[k + 3, 4]
                 for i in range(n):
                     ca, cb, cc, cd = coef[blk, 0, i], coef[blk, 1, i], coef[blk, 2, i], coef[blk, 3, i]
                     w0 = wt[j, i] + fma(cd, e03, fma(cc, e02, fma(cb, e01, ca * e00)))
@@ -90,9 +101,8 @@ if K.HAVE_NUMBA:
                         z[i] = fma(w3, x3, fma(w2, x2, fma(w1, x1, fma(w0, x0, z[i]))))
                 j += 4
             while j < j1:
-                q0 = pre_pend[j]
-                e00, e01, e02, e03 = g[ax + j] * q0, g[bx + j], g[cx + j] * q0, g[dx + j]
-                x0 = v[j]
+                k = j - j0
+                e00, e01, e02, e03, x0 = pv[k, 0], pv[k, 1], pv[k, 2], pv[k, 3], pv[k, 4]
                 for i in range(n):
                     w0 = wt[j, i] + fma(coef[blk, 3, i], e03, fma(coef[blk, 2, i], e02,
                                         fma(coef[blk, 1, i], e01, coef[blk, 0, i] * e00)))
@@ -101,10 +111,10 @@ if K.HAVE_NUMBA:
                         z[i] = fma(w0, x0, z[i])
                 j += 1
         elif dots:
-            _dots(wt, j0, j1, v, z)
+            _dots_cols(wt, j0, j1, v, z)
 
     @njit_inline
-    def _dots(wt, j0, j1, v, z):  # pragma: no cover - compiled
+    def _dots_cols(wt, j0, j1, v, z):  # pragma: no cover - compiled
         """``z[i] += sum_{j0 <= j < j1} wt[j, i] v[j]``, terms in the order of ``j``, four
         columns per pass over ``z`` (see :func:`_plastic_pass`)."""
         n = wt.shape[1]
@@ -120,11 +130,18 @@ if K.HAVE_NUMBA:
                 z[i] = fma(wt[j, i], x0, z[i])
             j += 1
 
+    @njit_inline
+    def _matvec(w, v, pv, z):  # pragma: no cover - compiled
+        """``z = W^T v`` for ``w`` = W^T (n_in, n_out), through :func:`_dots_cols`."""
+        for i in range(w.shape[1]):
+            z[i] = 0
+        _dots_cols(w, 0, w.shape[0], v, z)
+
     @njit
-    def decrnn_row(g, lay, mod, wt, h, pp, pr, ps, x, live, y, pre, z, hn, coef, t):  # pragma: no cover
+    def decrnn_row(g, lay, mod, wt, h, pp, pr, ps, x, live, y, pre, z, hn, coef, t, pv):  # pragma: no cover
         """One DecPRNN step of one lifetime (SPEC 3): outputs into ``y`` (5,), state in place.
 
-        Scratch: pre (H+15,), z (H,), hn (H,), coef (2, 4, H), t (4,) float32.
+        Scratch: pre (H+15,), z (H,), hn (H,), coef (2, 4, H), t (4,), pv (H+15, 5) float32.
         """
         n_h = h.shape[0]
         n_x = n_h + N_IN
@@ -139,8 +156,8 @@ if K.HAVE_NUMBA:
             _block_coef(g, lay, 11, pp, s1, coef, 1)
         for i in range(n_h):
             z[i] = 0
-        _plastic_pass(wt, 0, n_h, g, lay, 3, pr, s0, coef, 0, pre, z, True)
-        _plastic_pass(wt, n_h, n_x, g, lay, 11, pr, s1, coef, 1, pre, z, True)
+        _plastic_pass(wt, 0, n_h, g, lay, 3, pr, s0, coef, 0, pre, z, True, pv)
+        _plastic_pass(wt, n_h, n_x, g, lay, 11, pr, s1, coef, 1, pre, z, True, pv)
         b, mask = g[lay[2]:lay[2] + n_h], lay[25]
         for i in range(n_h):
             hn[i] = K.tanh32(z[i] + b[i])
@@ -170,28 +187,27 @@ if K.HAVE_NUMBA:
                 h[i] = hn[i]
 
     @njit
-    def decrnn_flush(g, lay, wt, pp, pr, ps, coef):  # pragma: no cover - compiled
+    def decrnn_flush(g, lay, wt, pp, pr, ps, coef, pv):  # pragma: no cover - compiled
         """Apply the pending update (same arithmetic as in :func:`decrnn_row`) and clear it."""
         n_h = pp.shape[0]
         if ps[0] != 0:
             _block_coef(g, lay, 3, pp, ps[0], coef, 0)
         if ps[1] != 0:
             _block_coef(g, lay, 11, pp, ps[1], coef, 1)
-        _plastic_pass(wt, 0, n_h, g, lay, 3, pr, ps[0], coef, 0, pr, pp, False)
-        _plastic_pass(wt, n_h, n_h + N_IN, g, lay, 11, pr, ps[1], coef, 1, pr, pp, False)
+        _plastic_pass(wt, 0, n_h, g, lay, 3, pr, ps[0], coef, 0, pr, pp, False, pv)
+        _plastic_pass(wt, n_h, n_h + N_IN, g, lay, 11, pr, ps[1], coef, 1, pr, pp, False, pv)
         ps[0], ps[1] = 0, 0
 
     @njit
-    def decpdnn_row(g, lay, mod, w1t, w2t, x, live, y, h1, h2, coef, t):  # pragma: no cover
-        """One DecPDNN step of one lifetime (SPEC 3). Scratch: h1, h2 (H,), coef (2, 4, H), t (2,)."""
+    def decpdnn_row(g, lay, mod, w1t, w2t, x, live, y, h1, h2, coef, t, pv):  # pragma: no cover
+        """One DecPDNN step of one lifetime (SPEC 3). Scratch: h1, h2 (H,), coef (2, 4, H), t (2,),
+        pv (>= max(H, 15), 5)."""
         n_h = h1.shape[0]
-        h1[:] = 0
-        _dots(w1t, 0, N_IN, x, h1)
+        _matvec(w1t, x, pv, h1)
         b1, b2 = g[lay[2]:lay[2] + n_h], g[lay[3]:lay[3] + n_h]
         for i in range(n_h):
             h1[i] = K.tanh32(h1[i] + b1[i])
-        h2[:] = 0
-        _dots(w2t, 0, n_h, h1, h2)
+        _matvec(w2t, h1, pv, h2)
         for i in range(n_h):
             h2[i] = K.tanh32(h2[i] + b2[i])
         K.affine(g, lay[0], lay[1], N_OUT, h2, y, 0)
@@ -208,33 +224,34 @@ if K.HAVE_NUMBA:
             s1, s2 = _POINT2 * K.sigmoid32(t[0]), _POINT2 * K.sigmoid32(t[1])
         if s1 != 0:
             _block_coef(g, lay, 4, h1, s1, coef, 0)
-            _plastic_pass(w1t, 0, N_IN, g, lay, 4, x, s1, coef, 0, x, h1, False)
+            _plastic_pass(w1t, 0, N_IN, g, lay, 4, x, s1, coef, 0, x, h1, False, pv)
         if s2 != 0:
             _block_coef(g, lay, 12, h2, s2, coef, 0)
-            _plastic_pass(w2t, 0, n_h, g, lay, 12, h1, s2, coef, 0, h1, h2, False)
+            _plastic_pass(w2t, 0, n_h, g, lay, 12, h1, s2, coef, 0, h1, h2, False, pv)
 
     @njit
     def decrnn_rows(gs, lay, mod, wt, h, pp, pr, ps, x, live, y):  # pragma: no cover - compiled
         """Lock-step batch: :func:`decrnn_row` for each row (gs (B, N'), state (B, ...))."""
         n_h = h.shape[1]
         pre, z, hn = np.empty(n_h + N_IN, F32), np.empty(n_h, F32), np.empty(n_h, F32)
-        coef, t = np.empty((2, 4, n_h), F32), np.empty(4, F32)
+        coef, t, pv = np.empty((2, 4, n_h), F32), np.empty(4, F32), np.empty((n_h + N_IN, 5), F32)
         for k in range(gs.shape[0]):
             decrnn_row(gs[k], lay, mod, wt[k], h[k], pp[k], pr[k], ps[k], x[k], live[k], y[k],
-                       pre, z, hn, coef, t)
+                       pre, z, hn, coef, t, pv)
 
     @njit
     def decrnn_flush_rows(gs, lay, wt, pp, pr, ps):  # pragma: no cover - compiled
-        coef = np.empty((2, 4, pp.shape[1]), F32)
+        coef, pv = np.empty((2, 4, pp.shape[1]), F32), np.empty((pp.shape[1] + N_IN, 5), F32)
         for k in range(gs.shape[0]):
-            decrnn_flush(gs[k], lay, wt[k], pp[k], pr[k], ps[k], coef)
+            decrnn_flush(gs[k], lay, wt[k], pp[k], pr[k], ps[k], coef, pv)
 
     @njit
     def decpdnn_rows(gs, lay, mod, w1t, w2t, x, live, y):  # pragma: no cover - compiled
         n_h = w2t.shape[1]
         h1, h2, coef, t = np.empty(n_h, F32), np.empty(n_h, F32), np.empty((2, 4, n_h), F32), np.empty(2, F32)
+        pv = np.empty((max(n_h, N_IN), 5), F32)
         for k in range(gs.shape[0]):
-            decpdnn_row(gs[k], lay, mod, w1t[k], w2t[k], x[k], live[k], y[k], h1, h2, coef, t)
+            decpdnn_row(gs[k], lay, mod, w1t[k], w2t[k], x[k], live[k], y[k], h1, h2, coef, t, pv)
 
 
 # -- numpy fallbacks (EVOPLASTIC_NO_NUMBA=1): the same formulas, batched, multiply-adds unfused --
