@@ -10,8 +10,8 @@ A lifetime's state lives in a few small buffers reused from one lifetime to the 
 25 KB for DecPRNN, hidden 64): memory does not grow with the number of lifetimes, and the
 plastic weights stay in the core's L1/L2 cache for the whole lifetime.
 
-Covered models: :data:`COVERED` (the Dec family and their structure masks). Other models run on
-the lock-step path (``lifetime.engine: auto`` picks per model).
+Covered models: :data:`COVERED` (the Dec family, Meta-RNN and Meta-LSTM, and their structure
+masks). Other models run on the lock-step path (``lifetime.engine: auto`` picks per model).
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ import numpy as np
 from evoplastic.envs.maze import GOAL_REWARD, STEP_REWARD, VectorMaze
 from evoplastic.models import dec_kernels as DK
 from evoplastic.models import kernels as K
+from evoplastic.models import meta_kernels as MK
 from evoplastic.models.base import N_IN, N_OUT, Model
 
 F32 = np.float32
-KIND_DECRNN, KIND_DECPDNN = 0, 1
+KIND_DECRNN, KIND_DECPDNN, KIND_META_RNN, KIND_META_LSTM = 0, 1, 2, 3
 COVERED = ("decprnn", "decprnn-predn", "decprnn-postdn", "decpdnn", "decpdnn-predn", "decpdnn-postdn",
-           "decprnn+mask", "decprnn-predn+mask", "decprnn-postdn+mask")
+           "decprnn+mask", "decprnn-predn+mask", "decprnn-postdn+mask",
+           "meta-rnn", "meta-lstm", "meta-rnn+mask", "meta-lstm+mask")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -100,6 +102,8 @@ if K.HAVE_NUMBA:
         pre, z, hn = np.empty(n_x, F32), np.empty(n_h, F32), np.empty(n_h, F32)
         coef, t, pv = np.empty((2, 4, n_h), F32), np.empty(4, F32), np.empty((n_x, 5), F32)
         w1t, w2t = np.empty((N_IN, n_h), F32), np.empty((n_h, n_h), F32)
+        n_u = 4 * n_h if kind == KIND_META_LSTM else n_h  # Meta-RNN / LSTM: units of W
+        wm, c, zm = np.empty((n_x, n_u), F32), np.empty(n_h, F32), np.empty(n_u, F32)
         total = 0
         for life in range(g_of.shape[0]):
             g, key, task = gs[g_of[life]], keys[life], t_of[life]
@@ -110,6 +114,12 @@ if K.HAVE_NUMBA:
             ps[:] = 0
             w1t[:] = 0
             w2t[:] = 0
+            c[:] = 0
+            if kind >= KIND_META_RNN:  # W (units, 15 + H) of the genome, transposed once
+                at = lay[0]
+                for i in range(n_u):
+                    for j in range(n_x):
+                        wm[j, i] = g[at + i * n_x + j]
             for r in range(rollouts):
                 slot0 = r * (max_steps + 1)
                 prev = int(uniform(key, 3 * (slot0 + max_steps)) * 4)
@@ -125,8 +135,10 @@ if K.HAVE_NUMBA:
                         x[13], x[14] = reward, 0  # the previous reward; done is 0 while running
                     if kind == KIND_DECRNN:
                         DK.decrnn_row(g, lay, mod, wt, h, pp, pr, ps, x, True, y, pre, z, hn, coef, t, pv)
-                    else:
+                    elif kind == KIND_DECPDNN:
                         DK.decpdnn_row(g, lay, mod, w1t, w2t, x, True, y, z, hn, coef, t, pv)
+                    else:
+                        MK.meta_row(g, lay, kind == KIND_META_LSTM, wm, h, c, x, True, y, pre, zm, t)
                     action = select_action(y, key, 3 * (slot0 + steps), p_fixed)
                     target = pos + moves[action]
                     if not blocked[target]:  # a wall bump leaves the agent in place (SPEC 1)
@@ -147,6 +159,9 @@ if K.HAVE_NUMBA:
                     DK.decrnn_flush(g, lay, wt, pp, pr, ps, coef, pv)
                     mem_a[life] = wt
                     mem_b[life, 0] = h
+                elif kind >= KIND_META_RNN:
+                    mem_a[life, 0] = h
+                    mem_b[life, 0] = c
                 else:
                     mem_a[life] = w1t
                     mem_b[life] = w2t
@@ -156,6 +171,8 @@ if K.HAVE_NUMBA:
 def kind_of(model: Model) -> tuple[int, int, tuple[str, ...]]:
     """(kind, modulation code, parameter names) of a covered model."""
     inner = getattr(model, "inner", None) or model
+    if inner.id in ("meta-rnn", "meta-lstm"):
+        return (KIND_META_RNN if inner.id == "meta-rnn" else KIND_META_LSTM), 0, MK.META_NAMES
     mod = DK.MOD_CODES[inner.modulation]
     if type(inner).__name__ == "DecPRNN":
         return KIND_DECRNN, mod, DK.DECRNN_NAMES
@@ -180,6 +197,8 @@ def run(model: Model, named: dict[str, np.ndarray], g_of: np.ndarray, t_of: np.n
     n_rec = n_life if memory else 0
     if kind == KIND_DECRNN:
         mem_a, mem_b = np.zeros((n_rec, n_h + N_IN, n_h), F32), np.zeros((n_rec, 1, n_h), F32)
+    elif kind >= KIND_META_RNN:
+        mem_a, mem_b = np.zeros((n_rec, 1, n_h), F32), np.zeros((n_rec, 1, n_h), F32)
     else:
         mem_a, mem_b = np.zeros((n_rec, N_IN, n_h), F32), np.zeros((n_rec, n_h, n_h), F32)
     n = _run(kind, mod, model.hidden, gs, lay, np.asarray(g_of, np.int64), np.asarray(t_of, np.int64),
@@ -189,6 +208,12 @@ def run(model: Model, named: dict[str, np.ndarray], g_of: np.ndarray, t_of: np.n
     mem = None
     if memory:
         swap = lambda a: np.ascontiguousarray(a.transpose(0, 2, 1))  # noqa: E731 - stored transposed
-        mem = ({"W": swap(mem_a), "h": mem_b[:, 0].copy()} if kind == KIND_DECRNN
-               else {"W1": swap(mem_a), "W2": swap(mem_b)})
+        if kind == KIND_DECRNN:
+            mem = {"W": swap(mem_a), "h": mem_b[:, 0].copy()}
+        elif kind == KIND_META_RNN:
+            mem = {"h": mem_a[:, 0].copy()}
+        elif kind == KIND_META_LSTM:
+            mem = {"h": mem_a[:, 0].copy(), "c": mem_b[:, 0].copy()}
+        else:
+            mem = {"W1": swap(mem_a), "W2": swap(mem_b)}
     return steps, reached, int(n), mem

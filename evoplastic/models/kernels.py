@@ -39,7 +39,8 @@ F32 = np.float32
 # numba's on-disk cache of a function is invalidated only by changes to the file that defines it,
 # not to the kernels it calls from other files: a stale fused engine would run old arithmetic.
 # These modules' cached code is therefore dropped whenever any of them changes.
-_CACHED_MODULES = ("evoplastic/models/kernels.py", "evoplastic/models/dec_kernels.py", "evoplastic/fused.py")
+_CACHED_MODULES = ("evoplastic/models/kernels.py", "evoplastic/models/dec_kernels.py",
+                   "evoplastic/models/meta_kernels.py", "evoplastic/fused.py")
 
 
 def _drop_stale_cache() -> None:

@@ -10,7 +10,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evoplastic.models.base import N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
+from evoplastic.models import kernels as K
+from evoplastic.models import meta_kernels as MK
+from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
+from evoplastic.models.dec_kernels import pack
+
+
+def _prepare(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Compiled path: flat parameters ``_g``, offsets ``_lay`` and ``W`` transposed, ``_wt``."""
+    q = dict(p)
+    if K.HAVE_NUMBA:
+        q["_g"], lay = pack(p, MK.META_NAMES)
+        q["_lay"] = np.broadcast_to(lay, (len(q["_g"]), len(lay)))
+        q["_wt"] = MK.transpose_w(p)
+    return q
+
+
+def _compiled_step(p, mem, x, live, lstm: bool) -> np.ndarray:
+    y = np.empty((len(x), N_OUT), F32)
+    live = np.ones(len(x), bool) if live is None else live
+    MK.meta_rows(p["_g"], p["_lay"][0], lstm, p["_wt"], mem["h"], mem["c"] if lstm else mem["h"],
+                 np.ascontiguousarray(x, F32), live, y)
+    return y
 
 
 @dataclass(frozen=True)
@@ -28,7 +49,12 @@ class MetaRNN(Model):
     def memory_shapes(self):
         return {"h": (self.hidden,)}
 
+    def prepare(self, p):
+        return _prepare(p)
+
     def step(self, p, mem, x, live=None):
+        if "_g" in p:  # compiled (models/meta_kernels.py), the fused engine's own kernel
+            return _compiled_step(p, mem, x, live, False)
         h = gate(p, np.tanh(linear(p["W"], np.concatenate([x, mem["h"]], axis=1), p["b"])))
         mem["h"] = keep_dead(h, mem["h"], live)
         return linear(p["W_o"], h, p["b_o"])
@@ -50,7 +76,12 @@ class MetaLSTM(Model):
     def memory_shapes(self):
         return {"h": (self.hidden,), "c": (self.hidden,)}
 
+    def prepare(self, p):
+        return _prepare(p)
+
     def step(self, p, mem, x, live=None):
+        if "_g" in p:  # compiled (models/meta_kernels.py), the fused engine's own kernel
+            return _compiled_step(p, mem, x, live, True)
         H = self.hidden
         z = linear(p["W"], np.concatenate([x, mem["h"]], axis=1), p["b"])
         g, i, f, o = np.tanh(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 2 * H:3 * H]), sigmoid(z[:, 3 * H:])
