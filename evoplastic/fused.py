@@ -10,8 +10,8 @@ A lifetime's state lives in a few small buffers reused from one lifetime to the 
 25 KB for DecPRNN, hidden 64): memory does not grow with the number of lifetimes, and the
 plastic weights stay in the core's L1/L2 cache for the whole lifetime.
 
-Covered models: :data:`COVERED` (the Dec family, Meta-RNN and Meta-LSTM, and their structure
-masks). Other models run on the lock-step path (``lifetime.engine: auto`` picks per model).
+Covered models: :data:`COVERED` (the Dec family, the PRNN with alpha-ABCD rules, Meta-RNN and
+Meta-LSTM, and their structure masks). Other models run on the lock-step path (``lifetime.engine: auto`` picks per model).
 """
 
 from __future__ import annotations
@@ -21,16 +21,18 @@ import math
 import numpy as np
 
 from evoplastic.envs.maze import GOAL_REWARD, STEP_REWARD, VectorMaze
+from evoplastic.models import abcd_kernels as AK
 from evoplastic.models import dec_kernels as DK
 from evoplastic.models import kernels as K
 from evoplastic.models import meta_kernels as MK
 from evoplastic.models.base import N_IN, N_OUT, Model
 
 F32 = np.float32
-KIND_DECRNN, KIND_DECPDNN, KIND_META_RNN, KIND_META_LSTM = 0, 1, 2, 3
+KIND_DECRNN, KIND_DECPDNN, KIND_META_RNN, KIND_META_LSTM, KIND_PRNN = 0, 1, 2, 3, 4
 COVERED = ("decprnn", "decprnn-predn", "decprnn-postdn", "decpdnn", "decpdnn-predn", "decpdnn-postdn",
            "decprnn+mask", "decprnn-predn+mask", "decprnn-postdn+mask",
-           "meta-rnn", "meta-lstm", "meta-rnn+mask", "meta-lstm+mask")
+           "meta-rnn", "meta-lstm", "meta-rnn+mask", "meta-lstm+mask",
+           "prnn", "prnn-predn", "prnn-postdn", "prnn+mask", "prnn-predn+mask", "prnn-postdn+mask")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -104,6 +106,7 @@ if K.HAVE_NUMBA:
         w1t, w2t = np.empty((N_IN, n_h), F32), np.empty((n_h, n_h), F32)
         n_u = 4 * n_h if kind == KIND_META_LSTM else n_h  # Meta-RNN / LSTM: units of W
         wm, c, zm = np.empty((n_x, n_u), F32), np.empty(n_h, F32), np.empty(n_u, F32)
+        rt = np.empty((4 if kind == KIND_PRNN else 0, n_x, n_h), F32)  # PRNN: A..D transposed
         total = 0
         for life in range(g_of.shape[0]):
             g, key, task = gs[g_of[life]], keys[life], t_of[life]
@@ -115,11 +118,19 @@ if K.HAVE_NUMBA:
             w1t[:] = 0
             w2t[:] = 0
             c[:] = 0
-            if kind >= KIND_META_RNN:  # W (units, 15 + H) of the genome, transposed once
+            if kind == KIND_META_RNN or kind == KIND_META_LSTM:  # W (units, 15 + H), transposed once
                 at = lay[0]
                 for i in range(n_u):
                     for j in range(n_x):
                         wm[j, i] = g[at + i * n_x + j]
+            elif kind == KIND_PRNN:  # h.A..D (H, H) and x.A..D (H, 15) of the genome, transposed once
+                for r in range(4):
+                    ah, ax = lay[3 + r], lay[7 + r]
+                    for i in range(n_h):
+                        for j in range(n_h):
+                            rt[r, j, i] = g[ah + i * n_h + j]
+                        for j in range(N_IN):
+                            rt[r, n_h + j, i] = g[ax + i * N_IN + j]
             for r in range(rollouts):
                 slot0 = r * (max_steps + 1)
                 prev = int(uniform(key, 3 * (slot0 + max_steps)) * 4)
@@ -137,6 +148,8 @@ if K.HAVE_NUMBA:
                         DK.decrnn_row(g, lay, mod, wt, h, pp, pr, ps, x, True, y, pre, z, hn, coef, t, pv)
                     elif kind == KIND_DECPDNN:
                         DK.decpdnn_row(g, lay, mod, w1t, w2t, x, True, y, z, hn, coef, t, pv)
+                    elif kind == KIND_PRNN:
+                        AK.prnn_row(g, lay, mod, rt, wt, h, x, True, y, pre, z, hn, t)
                     else:
                         MK.meta_row(g, lay, kind == KIND_META_LSTM, wm, h, c, x, True, y, pre, zm, t)
                     action = select_action(y, key, 3 * (slot0 + steps), p_fixed)
@@ -155,11 +168,12 @@ if K.HAVE_NUMBA:
                 steps_out[life, r] = steps
                 reached_out[life, r] = hit
             if mem_a.shape[0] > 0:
-                if kind == KIND_DECRNN:
-                    DK.decrnn_flush(g, lay, wt, pp, pr, ps, coef, pv)
+                if kind == KIND_DECRNN or kind == KIND_PRNN:
+                    if kind == KIND_DECRNN:
+                        DK.decrnn_flush(g, lay, wt, pp, pr, ps, coef, pv)
                     mem_a[life] = wt
                     mem_b[life, 0] = h
-                elif kind >= KIND_META_RNN:
+                elif kind == KIND_META_RNN or kind == KIND_META_LSTM:
                     mem_a[life, 0] = h
                     mem_b[life, 0] = c
                 else:
@@ -173,6 +187,8 @@ def kind_of(model: Model) -> tuple[int, int, tuple[str, ...]]:
     inner = getattr(model, "inner", None) or model
     if inner.id in ("meta-rnn", "meta-lstm"):
         return (KIND_META_RNN if inner.id == "meta-rnn" else KIND_META_LSTM), 0, MK.META_NAMES
+    if inner.id.startswith("prnn"):
+        return KIND_PRNN, DK.MOD_CODES[inner.modulation], AK.PRNN_NAMES
     mod = DK.MOD_CODES[inner.modulation]
     if type(inner).__name__ == "DecPRNN":
         return KIND_DECRNN, mod, DK.DECRNN_NAMES
@@ -195,9 +211,9 @@ def run(model: Model, named: dict[str, np.ndarray], g_of: np.ndarray, t_of: np.n
     steps = np.zeros((n_life, rollouts), np.int32)
     reached = np.zeros((n_life, rollouts), np.bool_)
     n_rec = n_life if memory else 0
-    if kind == KIND_DECRNN:
+    if kind == KIND_DECRNN or kind == KIND_PRNN:
         mem_a, mem_b = np.zeros((n_rec, n_h + N_IN, n_h), F32), np.zeros((n_rec, 1, n_h), F32)
-    elif kind >= KIND_META_RNN:
+    elif kind == KIND_META_RNN or kind == KIND_META_LSTM:
         mem_a, mem_b = np.zeros((n_rec, 1, n_h), F32), np.zeros((n_rec, 1, n_h), F32)
     else:
         mem_a, mem_b = np.zeros((n_rec, N_IN, n_h), F32), np.zeros((n_rec, n_h, n_h), F32)
@@ -208,7 +224,7 @@ def run(model: Model, named: dict[str, np.ndarray], g_of: np.ndarray, t_of: np.n
     mem = None
     if memory:
         swap = lambda a: np.ascontiguousarray(a.transpose(0, 2, 1))  # noqa: E731 - stored transposed
-        if kind == KIND_DECRNN:
+        if kind == KIND_DECRNN or kind == KIND_PRNN:
             mem = {"W": swap(mem_a), "h": mem_b[:, 0].copy()}
         elif kind == KIND_META_RNN:
             mem = {"h": mem_a[:, 0].copy()}

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evoplastic.models import abcd_kernels as AK
+from evoplastic.models import kernels as K
 from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
 from evoplastic.models.dec import _modulator_shapes
+from evoplastic.models.dec_kernels import MOD_CODES, pack
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,38 @@ class PRNN(Model):
         q = dict(p)
         for r in "ABCD":
             q[r] = np.concatenate([p[f"h.{r}"], p[f"x.{r}"]], axis=2)
+        return self._compiled_parts(q)
+
+    def _compiled_parts(self, q):
+        """Compiled path (models/abcd_kernels.py): flat parameters ``_g``, offsets ``_lay``, the
+        rule matrices transposed ``_rT`` (B, 4, H + 15, H)."""
+        if K.HAVE_NUMBA:
+            q["_g"], lay = pack({k: v for k, v in q.items() if k in AK.PRNN_NAMES}, AK.PRNN_NAMES)
+            q["_lay"] = np.broadcast_to(lay, (len(q["_g"]), len(lay)))
+            q["_rT"] = AK.transpose_rules(q)
         return q
 
+    def init_memory(self, batch, params=None):
+        """``W`` (B, H, H + 15) (numpy path) or ``WT`` (B, H + 15, H) (compiled path), ``h``; zero."""
+        h, w = self.hidden, self.hidden + N_IN
+        mem = {"h": np.zeros((batch, h), F32)}
+        if K.HAVE_NUMBA:
+            mem["WT"] = np.zeros((batch, w, h), F32)
+        else:
+            mem["W"] = np.zeros((batch, h, w), F32)
+        return mem
+
+    def memory_state(self, p, mem):
+        w = mem["W"] if "W" in mem else mem["WT"].transpose(0, 2, 1)
+        return {"W": np.ascontiguousarray(w), "h": mem["h"].copy()}
+
     def step(self, p, mem, x, live=None):
+        if "WT" in mem:  # compiled, the fused engine's own kernel
+            y = np.empty((len(x), N_OUT), F32)
+            live = np.ones(len(x), bool) if live is None else live
+            AK.prnn_rows(p["_g"], p["_lay"][0], MOD_CODES[self.modulation], p["_rT"], mem["WT"], mem["h"],
+                         np.ascontiguousarray(x, F32), live, y)
+            return y
         H = self.hidden
         w, h_prev = mem["W"], mem["h"]
         pre = np.concatenate([h_prev, x], axis=1)

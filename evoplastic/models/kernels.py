@@ -40,7 +40,8 @@ F32 = np.float32
 # not to the kernels it calls from other files: a stale fused engine would run old arithmetic.
 # These modules' cached code is therefore dropped whenever any of them changes.
 _CACHED_MODULES = ("evoplastic/models/kernels.py", "evoplastic/models/dec_kernels.py",
-                   "evoplastic/models/meta_kernels.py", "evoplastic/fused.py")
+                   "evoplastic/models/meta_kernels.py", "evoplastic/models/abcd_kernels.py",
+                   "evoplastic/fused.py")
 
 
 def _drop_stale_cache() -> None:

@@ -157,7 +157,7 @@ class TiedPRNN(PRNN):
         gathered = p["rules"][:, self.tying.assignment]  # (B, H, H + 15, 4)
         for i, r in enumerate(RULES):
             q[r] = np.ascontiguousarray(gathered[..., i])
-        return q
+        return self._compiled_parts(q)
 
 
 def make_tied(model_id: str, hidden: int) -> TiedPRNN:
