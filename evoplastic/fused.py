@@ -25,14 +25,16 @@ from evoplastic.models import abcd_kernels as AK
 from evoplastic.models import dec_kernels as DK
 from evoplastic.models import kernels as K
 from evoplastic.models import meta_kernels as MK
+from evoplastic.models import nm_kernels as NK
 from evoplastic.models.base import N_IN, N_OUT, Model
 
 F32 = np.float32
-KIND_DECRNN, KIND_DECPDNN, KIND_META_RNN, KIND_META_LSTM, KIND_PRNN = 0, 1, 2, 3, 4
+KIND_DECRNN, KIND_DECPDNN, KIND_META_RNN, KIND_META_LSTM, KIND_PRNN, KIND_NM = 0, 1, 2, 3, 4, 5
 COVERED = ("decprnn", "decprnn-predn", "decprnn-postdn", "decpdnn", "decpdnn-predn", "decpdnn-postdn",
            "decprnn+mask", "decprnn-predn+mask", "decprnn-postdn+mask",
            "meta-rnn", "meta-lstm", "meta-rnn+mask", "meta-lstm+mask",
-           "prnn", "prnn-predn", "prnn-postdn", "prnn+mask", "prnn-predn+mask", "prnn-postdn+mask")
+           "prnn", "prnn-predn", "prnn-postdn", "prnn+mask", "prnn-predn+mask", "prnn-postdn+mask",
+           "nm-rnn", "lr-rnn", "nm-rnn+mask", "lr-rnn+mask")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -88,13 +90,14 @@ if K.HAVE_NUMBA:
             out[k] = select_action(y[k], keys[k], counter, p_fixed)
 
     @njit
-    def _run(kind, mod, n_h, gs, lay, g_of, t_of, keys, view, blocked, start, goal, moves, window,
+    def _run(kind, mod, n_h, nm_k, nm_m, gs, lay, g_of, t_of, keys, view, blocked, start, goal, moves, window,
              rollouts, max_steps, first_p, feed_rd, steps_out, reached_out, mem_a, mem_b):  # pragma: no cover
         """Every lifetime l (genome row g_of[l], task t_of[l], key keys[l]) for ``rollouts``
-        rollouts; writes steps_out, reached_out (L, R); returns the number of agent-steps.
+        rollouts (NM-RNN: rank ``nm_k``, ``nm_m`` modulatory units); writes steps_out, reached_out (L, R); returns the number of agent-steps.
 
         ``mem_a``, ``mem_b`` (L, ., H) float32, if not empty, receive each lifetime's final
-        memories: DecPRNN ``WT`` (pending update applied) and ``h``; DecPDNN ``W1T`` and ``W2T``.
+        memories: DecPRNN / PRNN ``WT`` (pending update applied) and ``h``; DecPDNN ``W1T`` and
+        ``W2T``; Meta-RNN / LSTM ``h`` and ``c``; NM-RNN ``x`` and ``z``.
         """
         n_x = n_h + N_IN
         x, y = np.zeros(N_IN, F32), np.empty(N_OUT, F32)
@@ -107,6 +110,7 @@ if K.HAVE_NUMBA:
         n_u = 4 * n_h if kind == KIND_META_LSTM else n_h  # Meta-RNN / LSTM: units of W
         wm, c, zm = np.empty((n_x, n_u), F32), np.empty(n_h, F32), np.empty(n_u, F32)
         rt = np.empty((4 if kind == KIND_PRNN else 0, n_x, n_h), F32)  # PRNN: A..D transposed
+        zs, proj, zn = np.empty(nm_m, F32), np.empty(nm_k, F32), np.empty(nm_m, F32)  # NM-RNN
         total = 0
         for life in range(g_of.shape[0]):
             g, key, task = gs[g_of[life]], keys[life], t_of[life]
@@ -118,6 +122,7 @@ if K.HAVE_NUMBA:
             w1t[:] = 0
             w2t[:] = 0
             c[:] = 0
+            zs[:] = 0
             if kind == KIND_META_RNN or kind == KIND_META_LSTM:  # W (units, 15 + H), transposed once
                 at = lay[0]
                 for i in range(n_u):
@@ -150,6 +155,8 @@ if K.HAVE_NUMBA:
                         DK.decpdnn_row(g, lay, mod, w1t, w2t, x, True, y, z, hn, coef, t, pv)
                     elif kind == KIND_PRNN:
                         AK.prnn_row(g, lay, mod, rt, wt, h, x, True, y, pre, z, hn, t)
+                    elif kind == KIND_NM:
+                        NK.nm_row(g, lay, nm_k, h, zs, x, True, y, z, proj, zn, hn)
                     else:
                         MK.meta_row(g, lay, kind == KIND_META_LSTM, wm, h, c, x, True, y, pre, zm, t)
                     action = select_action(y, key, 3 * (slot0 + steps), p_fixed)
@@ -176,6 +183,9 @@ if K.HAVE_NUMBA:
                 elif kind == KIND_META_RNN or kind == KIND_META_LSTM:
                     mem_a[life, 0] = h
                     mem_b[life, 0] = c
+                elif kind == KIND_NM:
+                    mem_a[life, 0] = h
+                    mem_b[life, 0, :nm_m] = zs
                 else:
                     mem_a[life] = w1t
                     mem_b[life] = w2t
@@ -189,6 +199,8 @@ def kind_of(model: Model) -> tuple[int, int, tuple[str, ...]]:
         return (KIND_META_RNN if inner.id == "meta-rnn" else KIND_META_LSTM), 0, MK.META_NAMES
     if inner.id.startswith("prnn"):
         return KIND_PRNN, DK.MOD_CODES[inner.modulation], AK.PRNN_NAMES
+    if inner.id in ("nm-rnn", "lr-rnn"):
+        return KIND_NM, 0, NK.NM_NAMES
     mod = DK.MOD_CODES[inner.modulation]
     if type(inner).__name__ == "DecPRNN":
         return KIND_DECRNN, mod, DK.DECRNN_NAMES
@@ -207,17 +219,19 @@ def run(model: Model, named: dict[str, np.ndarray], g_of: np.ndarray, t_of: np.n
     """
     kind, mod, names = kind_of(model)
     gs, lay = DK.pack(named, names)
+    inner = getattr(model, "inner", None) or model
+    nm_k, nm_m = (inner.rank, inner.modulator) if kind == KIND_NM else (0, 0)
     n_life, n_h = len(g_of), model.hidden
     steps = np.zeros((n_life, rollouts), np.int32)
     reached = np.zeros((n_life, rollouts), np.bool_)
     n_rec = n_life if memory else 0
     if kind == KIND_DECRNN or kind == KIND_PRNN:
         mem_a, mem_b = np.zeros((n_rec, n_h + N_IN, n_h), F32), np.zeros((n_rec, 1, n_h), F32)
-    elif kind == KIND_META_RNN or kind == KIND_META_LSTM:
-        mem_a, mem_b = np.zeros((n_rec, 1, n_h), F32), np.zeros((n_rec, 1, n_h), F32)
+    elif kind in (KIND_META_RNN, KIND_META_LSTM, KIND_NM):
+        mem_a, mem_b = np.zeros((n_rec, 1, n_h), F32), np.zeros((n_rec, 1, max(n_h, 1)), F32)
     else:
         mem_a, mem_b = np.zeros((n_rec, N_IN, n_h), F32), np.zeros((n_rec, n_h, n_h), F32)
-    n = _run(kind, mod, model.hidden, gs, lay, np.asarray(g_of, np.int64), np.asarray(t_of, np.int64),
+    n = _run(kind, mod, model.hidden, nm_k, nm_m, gs, lay, np.asarray(g_of, np.int64), np.asarray(t_of, np.int64),
              np.asarray(keys, np.uint64), maze._view, maze._blocked, maze._start, maze._goal,
              maze._moves, maze._window, rollouts, maze.max_steps,
              -1.0 if first_p is None else float(first_p), feed_rd, steps, reached, mem_a, mem_b)
@@ -230,6 +244,10 @@ def run(model: Model, named: dict[str, np.ndarray], g_of: np.ndarray, t_of: np.n
             mem = {"h": mem_a[:, 0].copy()}
         elif kind == KIND_META_LSTM:
             mem = {"h": mem_a[:, 0].copy(), "c": mem_b[:, 0].copy()}
+        elif kind == KIND_NM:
+            mem = {"x": mem_a[:, 0].copy()}
+            if nm_m:
+                mem["z"] = mem_b[:, 0, :nm_m].copy()
         else:
             mem = {"W1": swap(mem_a), "W2": swap(mem_b)}
     return steps, reached, int(n), mem

@@ -98,11 +98,11 @@ def test_a_lifetime_does_not_depend_on_its_batch_mates(model_id: str, tasks9, mo
 
 
 def test_engine_choice_and_errors(tasks9) -> None:
-    g = genomes("nm-rnn", 8, count=1)
-    res = lifetime.evaluate(get_model("nm-rnn", 8), g, tasks9.head(1), engine="auto")
+    g = genomes("prnn-et", 8, count=1)
+    res = lifetime.evaluate(get_model("prnn-et", 8), g, tasks9.head(1), engine="auto")
     assert res.meta["engine"] == "lockstep"  # not covered: auto falls back
-    with pytest.raises(ValueError, match="engine 'fused' cannot run nm-rnn"):
-        lifetime.evaluate(get_model("nm-rnn", 8), g, tasks9.head(1), engine="fused")
+    with pytest.raises(ValueError, match="engine 'fused' cannot run prnn-et"):
+        lifetime.evaluate(get_model("prnn-et", 8), g, tasks9.head(1), engine="fused")
     with pytest.raises(ValueError, match="engine must be one of"):
         lifetime.EvalSpec("decprnn", 8, engine="turbo")
     seen = []

@@ -41,6 +41,7 @@ F32 = np.float32
 # These modules' cached code is therefore dropped whenever any of them changes.
 _CACHED_MODULES = ("evoplastic/models/kernels.py", "evoplastic/models/dec_kernels.py",
                    "evoplastic/models/meta_kernels.py", "evoplastic/models/abcd_kernels.py",
+                   "evoplastic/models/nm_kernels.py",
                    "evoplastic/fused.py")
 
 

@@ -27,7 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evoplastic.models import kernels as K
+from evoplastic.models import nm_kernels as NK
 from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
+from evoplastic.models.dec_kernels import pack
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,18 @@ class NMRNN(Model):
         q["_R_T"] = np.ascontiguousarray(np.swapaxes(p["R"], 1, 2))  # (B, K, N)
         if self.modulator:
             q["_a_z"] = sigmoid(p["a_z"])
+        if K.HAVE_NUMBA:  # compiled (models/nm_kernels.py), the fused engine's own kernel
+            q["_g"], lay = pack(p, NK.NM_NAMES)
+            q["_lay"] = np.broadcast_to(lay, (len(q["_g"]), len(lay)))
         return q
 
     def step(self, p, mem, x, live=None):
+        if "_g" in p:
+            y = np.empty((len(x), N_OUT), F32)
+            zs = mem["z"] if self.modulator else np.zeros((len(x), 0), F32)
+            NK.nm_rows(p["_g"], p["_lay"][0], self.rank, mem["x"], zs, np.ascontiguousarray(x, F32),
+                       np.ones(len(x), bool) if live is None else live, y)
+            return y
         x_prev = mem["x"]
         proj = linear(p["_R_T"], np.tanh(x_prev))  # r_k . tanh(x_{t-1}), (B, K)
         if self.modulator:
