@@ -177,17 +177,6 @@ if HAVE_NUMBA:
                 s0 = fma(w[i], v[i], s0)
             out[o0 + o] = ((s0 + s1) + (s2 + s3)) + g[b_at + o]
 
-    @njit
-    def matvec_t(wt, v, z):  # pragma: no cover - compiled
-        """``z = WT^T v`` for WT (n_in, n_out): z[i] = sum_j WT[j, i] v[j], ``j`` in order."""
-        n_in, n_out = wt.shape
-        for i in range(n_out):
-            z[i] = _ZERO
-        for j in range(n_in):
-            vj = v[j]
-            for i in range(n_out):
-                z[i] = fma(wt[j, i], vj, z[i])
-
     @njit_inline
     def dec_coefficients(g, ay, by, cy, dy, post, s, coef, blk):  # pragma: no cover - compiled
         """Post-side factors of one block's rank-4 Dec update, scaled (SPEC 3):
