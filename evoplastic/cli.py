@@ -261,10 +261,42 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_import_reference(args: argparse.Namespace) -> int:
     from evoplastic import reference
 
-    out, meta = reference.import_to_file(args.checkpoint, args.model, args.hidden, args.out)
-    print(f"wrote {args.model} (hidden {args.hidden}) genome to {out}: mean vector of {args.checkpoint} "
+    from evoplastic import reference_files
+
+    path = reference_files.lookup(args.checkpoint, "genome") or args.checkpoint
+    model = args.model or (reference_files.FILES[args.checkpoint].model if path != args.checkpoint else None)
+    if model is None:
+        raise ValueError(f"{args.checkpoint}: a reference checkpoint names no model; pass --model")
+    out, meta = reference.import_to_file(path, model, args.hidden, args.out)
+    print(f"wrote {model} (hidden {args.hidden}) genome to {out}: mean vector of {args.checkpoint} "
           f"(generation {meta['generation']}, sigma {meta['sigma']:.4g}, {meta['source_format']} format, "
           f"sha256 {meta['source_sha256'][:16]})")
+    return 0
+
+
+def _cmd_reference_fetch(args: argparse.Namespace) -> int:
+    from evoplastic import reference_files as rf
+
+    dest = Path(args.dest) if args.dest else rf.cache_dir()
+    try:
+        rf.fetch(dest, Path(args.source) if args.source else None)
+    except rf.FetchError as exc:
+        print(f"evoplastic: error: {exc}", file=sys.stderr)
+        return 2
+    if dest.resolve() != rf.cache_dir().resolve():
+        print(f"short names look in {rf.cache_dir()}; to use them with {dest}: export {rf.ENV_DIR}={dest}")
+    else:
+        print(f"use them by short name, e.g. evoplastic eval paper-genome --profile reference-2022-08 "
+              f"--tasks paper-maze9 --count 256")
+    return 0
+
+
+def _cmd_reference_list(args: argparse.Namespace) -> int:
+    from evoplastic import reference_files as rf
+
+    print(f"cache: {rf.cache_dir()} (set {rf.ENV_DIR} to move it)")
+    for f, path, present in rf.status():
+        print(f"{f.name:<13} {'installed' if present else 'missing':<9}  {f.about}")
     return 0
 
 
@@ -366,9 +398,26 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--address", default=None)
     rs.add_argument("--backend", choices=["ray", "inprocess"], default=None)
     rs.set_defaults(func=_cmd_resume)
+    ref = sub.add_parser("reference", help="the paper's published genome and task sets (fetch, list)")
+    rsub = ref.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
+    rf = rsub.add_parser("fetch", help="download the paper's files into the cache (checksums verified)",
+                         description="Install the paper's trained genome (paper-genome) and task sets "
+                                     "(paper-maze9, paper-maze15) from WorldEditors/EvolvingPlasticANN at "
+                                     "pinned commits, about 9 MB; SHA-256 checked. Files already present "
+                                     "are kept.")
+    rf.add_argument("--dest", metavar="DIR", default=None,
+                    help="install here instead (default: $EVOPLASTIC_REFERENCE_DIR, else "
+                         "$XDG_CACHE_HOME/evoplastic/reference, else ~/.cache/evoplastic/reference)")
+    rf.add_argument("--from", dest="source", metavar="DIR", default=None,
+                    help="copy from a local folder instead of downloading (files matched by SHA-256, any names)")
+    rf.set_defaults(func=_cmd_reference_fetch)
+    rl = rsub.add_parser("list", help="the short names, what they are, and whether they are installed")
+    rl.set_defaults(func=_cmd_reference_list)
+
     ir = sub.add_parser("import-reference", help="import the paper code's checkpoint as a genome .npz")
-    ir.add_argument("checkpoint", help="reference checkpoint .dat (8 pickles, SPEC 6)")
-    ir.add_argument("--model", required=True, help="model id the checkpoint was trained as")
+    ir.add_argument("checkpoint", help="reference checkpoint .dat (8 pickles, SPEC 6), or paper-genome")
+    ir.add_argument("--model", default=None,
+                    help="model id the checkpoint was trained as (default for paper-genome: decprnn-postdn)")
     ir.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
     ir.add_argument("--out", required=True, help="output genome .npz")
     ir.set_defaults(func=_cmd_import_reference)
