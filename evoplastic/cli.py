@@ -185,13 +185,16 @@ def _shutdown_ray() -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from evoplastic import sweep
 
+    workers, args.workers = args.workers, None  # --workers is the sweep's total, not each point's
     sw = sweep.load(args.sweep, _overrides(args))
-    if args.parallel:
-        import dataclasses
-
-        sw = dataclasses.replace(sw, parallel=args.parallel)
+    parallel = args.parallel or sw.parallel
+    if workers is not None:  # shared between the points that run side by side
+        sw = sweep.load(args.sweep, _overrides(args) + [f"workers.count={max(1, workers // parallel)}"])
+    sw = dataclasses.replace(sw, parallel=parallel)
     out = Path(args.out or Path("runs") / sw.name)
     try:
         sweep.run(sw, out, sys.argv)
@@ -428,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override for every point")
     sw.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT")
     sw.add_argument("--parallel", type=_positive, default=None, help="points side by side (default: sweep file)")
+    sw.add_argument("--workers", type=_positive, default=None,
+                    help="worker actors for the whole sweep, split evenly between the points running side by "
+                         "side (default: one per CPU this process may use)")
     sw.set_defaults(func=_cmd_sweep)
 
     r = sub.add_parser("report", help="figures and tables of a run or sweep directory (needs evoplastic[plots])")

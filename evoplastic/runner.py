@@ -149,7 +149,8 @@ class RayBackend:
     """Worker actors on a local or remote Ray cluster.
 
     Args:
-        workers: number of actors (None: one per CPU of the cluster).
+        workers: number of actors (None: one per CPU of the cluster; a local instance has as many
+            CPUs as this process may use, see :mod:`evoplastic.localray`).
         address: None starts a local Ray instance; "auto" or "HOST:PORT" joins a cluster.
         timeout: seconds after which a unit counts as hung: its actor is killed and replaced.
         max_restarts: replacement actors started over the backend's life.
@@ -160,6 +161,9 @@ class RayBackend:
     def __init__(self, spec: EvalSpec, workers: int | None = None, address: str | None = None,
                  timeout: float = 600.0, chunks_per_worker: int = 4, max_restarts: int = 8,
                  init_kwargs: dict[str, Any] | None = None) -> None:
+        from evoplastic import localray
+
+        local = localray.init_kwargs(address, workers)  # before importing Ray (token-auth mode)
         import ray
 
         self.spec, self.timeout, self.chunks = spec, float(timeout), chunks_per_worker
@@ -167,7 +171,7 @@ class RayBackend:
         self.events: list[str] = []
         if not ray.is_initialized():
             kw = dict(address=address, include_dashboard=False, logging_level=logging.WARNING,
-                      log_to_driver=False, configure_logging=False)
+                      log_to_driver=False, configure_logging=False, **local)
             kw.update(init_kwargs or {})
             ray.init(**kw)
         self._cls = _actor_class()

@@ -180,11 +180,15 @@ def run(sweep: Sweep, out: Path, argv: list[str]) -> list[str]:
     (out / "sweep.yaml").write_text(yaml.safe_dump(sweep.raw, sort_keys=False))
     points = sweep.points
     if any(p.config.workers.backend == "ray" for p in points):
+        from evoplastic import localray
+
+        address = points[0].config.workers.address
+        local = localray.init_kwargs(address, sum(p.config.workers.count or 0 for p in points[:sweep.parallel]))
         import ray
 
         if not ray.is_initialized():  # once, before points start side by side
-            ray.init(address=points[0].config.workers.address, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     **local)
         if sweep.parallel > 1:  # share the cluster's CPUs between the points running at once
             share = max(1, int(ray.cluster_resources().get("CPU", 1)) // sweep.parallel)
             points = tuple(_with_workers(p, share) for p in points)
