@@ -139,6 +139,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = cfglib.load(args.config, _overrides(args))
     run_dir = Path(args.run_dir)
     trainer = train.Trainer(cfg, run_dir)
+    trainer.tensorboard = args.tensorboard
     train.record_command(run_dir, sys.argv)
     try:
         trainer.start()
@@ -168,6 +169,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                if v is not None}
     run_dir = Path(args.run_dir)
     trainer = train.Trainer.resume(run_dir, workers)
+    trainer.tensorboard = args.tensorboard
     train.record_command(run_dir, sys.argv)
     try:
         trainer.run(args.generations if args.generations is not None else trainer.cfg.generations)
@@ -197,7 +199,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sw = dataclasses.replace(sw, parallel=parallel)
     out = Path(args.out or Path("runs") / sw.name)
     try:
-        sweep.run(sw, out, sys.argv)
+        sweep.run(sw, out, sys.argv, tensorboard=args.tensorboard)
     finally:
         _shutdown_ray()
     print((out / "summary.md").read_text())
@@ -303,6 +305,18 @@ def _cmd_reference_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from evoplastic import status
+    from evoplastic.results import write_json
+
+    rows = [status.run_status(p) for p in status.run_dirs(Path(args.path))]
+    if args.json:
+        write_json(rows, args.json)
+    if args.json != "-":
+        print(status.format_status(rows))
+    return 0
+
+
 def _cmd_bench_lifetime(args: argparse.Namespace) -> int:
     from evoplastic.bench import bench_lifetime
     from evoplastic.results import write_json
@@ -393,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--workers", type=_positive, default=None, help="worker actors (default: one per CPU)")
     tr.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT (default: local)")
     tr.add_argument("--backend", choices=["ray", "inprocess"], default=None)
+    tr.add_argument("--tensorboard", action="store_true", help="also log the metrics to RUN_DIR/tensorboard for TensorBoard (needs evoplastic[tensorboard])")
     tr.set_defaults(func=_cmd_train)
     rs = sub.add_parser("resume", help="continue a run from its newest good checkpoint")
     rs.add_argument("run_dir")
@@ -400,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--workers", type=_positive, default=None)
     rs.add_argument("--address", default=None)
     rs.add_argument("--backend", choices=["ray", "inprocess"], default=None)
+    rs.add_argument("--tensorboard", action="store_true", help="also log the metrics to RUN_DIR/tensorboard for TensorBoard (needs evoplastic[tensorboard])")
     rs.set_defaults(func=_cmd_resume)
     ref = sub.add_parser("reference", help="the paper's published genome and task sets (fetch, list)")
     rsub = ref.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
@@ -434,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=_positive, default=None,
                     help="worker actors for the whole sweep, split evenly between the points running side by "
                          "side (default: one per CPU this process may use)")
+    sw.add_argument("--tensorboard", action="store_true",
+                    help="also log each point's metrics to POINT_DIR/tensorboard (needs evoplastic[tensorboard])")
     sw.set_defaults(func=_cmd_sweep)
 
     r = sub.add_parser("report", help="figures and tables of a run or sweep directory (needs evoplastic[plots])")
@@ -443,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--suite", default=None, help="draw the trajectories' mazes from this suite")
     r.add_argument("--seed", type=_nonneg, default=0)
     r.set_defaults(func=_cmd_report)
+
+    st = sub.add_parser("status", help="where each run of a run or sweep directory is: generation, best "
+                                       "validation, s/generation, ETA")
+    st.add_argument("path", metavar="RUN_OR_SWEEP_DIR")
+    st.add_argument("--json", metavar="OUT", default=None, help="write the rows as JSON ('-': stdout)")
+    st.set_defaults(func=_cmd_status)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")

@@ -123,7 +123,7 @@ def status(run_dir: Path, cfg: cfglib.ExperimentConfig) -> tuple[str, int]:
     return _state(_latest_meta(run_dir), cfg)
 
 
-def _run_point(point: Point, run_dir: Path, argv: list[str]) -> str:
+def _run_point(point: Point, run_dir: Path, argv: list[str], tensorboard: bool = False) -> str:
     from evoplastic import train
 
     state, gen = status(run_dir, point.config)
@@ -133,6 +133,7 @@ def _run_point(point: Point, run_dir: Path, argv: list[str]) -> str:
         trainer = train.Trainer.resume(run_dir, point.config.to_dict()["workers"])
     else:
         trainer = train.Trainer(point.config, run_dir)
+    trainer.label, trainer.tensorboard = point.name, tensorboard
     train.record_command(run_dir, argv)
     try:
         if state == "new":
@@ -174,8 +175,9 @@ def _tested_at(run_dir: Path, suite: str) -> int | None:
     return None if result is None else result.get("generation")
 
 
-def run(sweep: Sweep, out: Path, argv: list[str]) -> list[str]:
-    """Train (or resume, or skip) every point, test it, and write the summary."""
+def run(sweep: Sweep, out: Path, argv: list[str], tensorboard: bool = False) -> list[str]:
+    """Train (or resume, or skip) every point, test it, and write the summary (``tensorboard``: also
+    log each point's metrics to ``<point>/tensorboard``)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.yaml").write_text(yaml.safe_dump(sweep.raw, sort_keys=False))
     points = sweep.points
@@ -197,7 +199,7 @@ def run(sweep: Sweep, out: Path, argv: list[str]) -> list[str]:
 
     def one(point: Point) -> None:
         run_dir = out / point.name
-        msg = _run_point(point, run_dir, argv)
+        msg = _run_point(point, run_dir, argv, tensorboard)
         _test_point(sweep, point, run_dir)
         with lock:
             lines.append(msg)

@@ -22,7 +22,6 @@ import logging
 import math
 import shlex
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from evoplastic.envs import tasks as tasklib
 from evoplastic.errors import NoWorkersError, Stop
 from evoplastic.models import get_model
 from evoplastic.models.masked import Masked
+from evoplastic.progress import Progress, open_tensorboard
 from evoplastic.strategies import make_strategy, restore_strategy
 
 log = logging.getLogger("evoplastic.train")
@@ -76,6 +76,9 @@ class Trainer:
         self.best_generation = -1
         self.strategy = None
         self._val_tasks = None
+        self.label: str | None = None  # shown on progress lines (a sweep point's name)
+        self.tensorboard = False  # also log metric rows to RUN_DIR/tensorboard (tensorboardX)
+        self._say = Progress(0, label=None).say  # replaced per run(); prints a line at once
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class Trainer:
         (self.run_dir / "config.yaml").write_text(cfglib.dump(c))
         for name in ("metrics.csv", "metrics.jsonl"):
             (self.run_dir / name).unlink(missing_ok=True)
+        self._start_workers()
         init = np.random.default_rng(derived_seed(c.seed, SEED_INIT))
         mean0 = (c.strategy.init_std * init.standard_normal(self.model.n_gene)).astype(np.float32)
         self.strategy = make_strategy(c.strategy.name, self.model.n_gene, c.strategy.popsize, c.strategy.sigma0,
@@ -140,12 +144,22 @@ class Trainer:
         main = threading.current_thread() is threading.main_thread()  # sweeps run points in threads
         old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         self._snapshot = self._checkpoint_arrays()
+        progress = Progress(generations, self.generation, self.label)
+        progress.validation = getattr(self, "_last_val", {}).get("validation")  # generation 0's, after start()
+        self._say = progress.say
+        tb = open_tensorboard(self.run_dir) if self.tensorboard else None
         try:
+            if self.generation < generations:
+                self._start_workers()
+                progress.say(f"training generations {self.generation + 1}..{generations} "
+                             f"({self.cfg.strategy.popsize} genomes a generation, {self.cfg.tasks.repeats} lifetimes per task)")
             while self.generation < generations:
-                self.step()
+                row = self.step()
                 if self.generation % self.cfg.checkpoint.interval == 0:
                     self.save_checkpoint()
-                self._progress(generations)
+                progress.update(row, self.best_validation)
+                if tb is not None:
+                    tb.add(row)
             self.save_checkpoint()
         except Stop:
             self._event(f"stopped by a signal during generation {self.generation + 1}; "
@@ -159,8 +173,9 @@ class Trainer:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-            if sys.stderr.isatty():
-                print(file=sys.stderr)
+            progress.close()
+            if tb is not None:
+                tb.close()
 
     def step(self) -> dict[str, Any]:
         """One generation: sample tasks, ask, evaluate, tell, validate when due."""
@@ -275,14 +290,23 @@ class Trainer:
         with open(self.run_dir / "events.log", "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
-    def _progress(self, total: int) -> None:
-        line = (f"generation {self.generation}/{total}  sigma {self.strategy.sigma:.4g}  "
-                f"best validation {self.best_validation:.3f}")
-        if sys.stderr.isatty():
-            done = int(30 * self.generation / max(total, 1))
-            print(f"\r[{'#' * done}{'.' * (30 - done)}] {line}", end="", file=sys.stderr, flush=True)
-        elif self.generation % max(1, total // 20) == 0 or self.generation == total:
-            print(line, file=sys.stderr, flush=True)
+    def _start_workers(self) -> None:
+        """Start the backend now, saying so first: Ray start-up and kernel compilation take a while."""
+        if self._backend is not None:
+            return
+        w = self.cfg.workers
+        if w.backend == "inprocess":
+            self._say(f"{self.run_dir}: evaluating in this process; the lifetime kernels compile on first use...")
+            return
+        from evoplastic.localray import usable_cpus
+
+        where = f"the Ray cluster at {w.address}" if w.address else "a local Ray instance"
+        count = (f"{w.count} workers" if w.count else "one worker per CPU" if w.address
+                 else f"{usable_cpus()} workers (one per usable CPU)")
+        self._say(f"{self.run_dir}: starting {count} on {where}; they compile the lifetime kernels...")
+        t0 = time.perf_counter()
+        n = self.backend.workers
+        self._say(f"{n} worker{'s' if n != 1 else ''} ready in {time.perf_counter() - t0:.1f} s")
 
     def close(self) -> None:
         if self._backend is not None:

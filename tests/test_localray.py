@@ -54,7 +54,7 @@ def test_sweep_workers_are_the_total(monkeypatch: pytest.MonkeyPatch, tmp_path: 
                                      parallel: int, count: int | None) -> None:
     seen = {}
 
-    def fake_run(sw, out, argv):
+    def fake_run(sw, out, argv, tensorboard=False):
         seen["sweep"] = sw
         (out / "summary.md").parent.mkdir(parents=True, exist_ok=True)
         (out / "summary.md").write_text("")
