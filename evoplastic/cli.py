@@ -14,6 +14,20 @@ from pathlib import Path
 
 from evoplastic import __version__
 
+DESCRIPTION = """\
+Evolve plastic neural networks that learn 2D mazes within their lifetime (Wang et al., TMLR 2022,
+"Evolving Decomposed Plasticity Rules for Information-Bottlenecked Meta-Learning").
+
+examples:
+  evoplastic train experiments/quickstart.yaml --run-dir runs/quickstart   # train (about 3 min on 2 cores)
+  evoplastic eval runs/quickstart --tasks maze9,maze15 --count 256         # test its best genome
+  evoplastic reference fetch && evoplastic eval paper-genome --profile reference-2022-08 --tasks paper-maze9
+
+'evoplastic COMMAND --help' describes a command. The README (README.md in the repository,
+https://github.com/WorldEditors/EvolvingPlasticANN for the paper's own code) walks through
+reproducing the paper; docs/method.md states the method.
+"""
+
 
 def _csv_floats(text: str) -> tuple[float, ...]:
     try:
@@ -335,22 +349,25 @@ def _cmd_bench_lifetime(args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evoplastic", description=__doc__)
+    p = argparse.ArgumentParser(prog="evoplastic", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"evoplastic {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("tasks", help="make, show and list maze task sets")
     tsub = t.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
     mk = tsub.add_parser("make", help="generate a task set and save it as .npz")
-    mk.add_argument("--size", type=int, required=True, help="maze size n (odd, >= 7)")
-    mk.add_argument("--crowd", type=float, required=True, help="crowd ratio in [0, 1), e.g. 0.35")
-    mk.add_argument("--count", type=_positive, required=True, help="number of tasks")
-    mk.add_argument("--seed", type=_nonneg, required=True, help="generator seed")
-    mk.add_argument("--name", default=None, help="name stored in the metadata")
+    mk.add_argument("--size", type=int, required=True, help="maze side n in cells (odd, >= 7)")
+    mk.add_argument("--crowd", type=float, required=True,
+                    help="crowd ratio: interior wall fraction to stop at, in [0, 1), e.g. 0.35")
+    mk.add_argument("--count", type=_positive, required=True, help="number of tasks (mazes)")
+    mk.add_argument("--seed", type=_nonneg, required=True, help="generator seed (same seed, same mazes)")
+    mk.add_argument("--name", default=None, help="name stored in the metadata (default: the file's stem)")
     mk.add_argument("--out", required=True, help="output .npz file")
     mk.set_defaults(func=_cmd_tasks_make)
     sh = tsub.add_parser("show", help="summarise a suite or task file, optionally render mazes")
-    sh.add_argument("source", help="suite name, .npz task file or reference .dat file")
+    sh.add_argument("source", help="suite name (evoplastic tasks list), paper-maze9 / paper-maze15, .npz task "
+                                   "file or reference .dat file")
     sh.add_argument("--render", type=_nonneg, nargs="*", metavar="I", help="render task(s) I as text")
     sh.add_argument("--json", action="store_true", help="print the summary as JSON")
     sh.set_defaults(func=_cmd_tasks_show)
@@ -358,63 +375,83 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_cmd_tasks_list)
 
     b = sub.add_parser("baseline", help="run the Oracle or Random baseline as lifetimes")
-    b.add_argument("kind", choices=["oracle", "random"])
+    b.add_argument("kind", choices=["oracle", "random"],
+                   help="oracle: shortest path knowing the maze; random: uniform random actions")
     b.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]",
-                   help="suite name(s) or task file(s), comma-separated")
-    b.add_argument("--rollouts", type=_positive, default=3, help="rollouts per lifetime (default 3)")
+                   help="suite name(s), paper-maze9/paper-maze15, or task file(s), comma-separated")
+    b.add_argument("--rollouts", type=_positive, default=3, help="rollouts (episodes) per lifetime (default 3)")
     b.add_argument("--repeats", type=_positive, default=1, help="lifetimes per task (default 1)")
-    b.add_argument("--count", type=_positive, default=None, help="use only the first N tasks")
-    b.add_argument("--seed", type=_nonneg, default=0, help="seed of the random actions")
+    b.add_argument("--count", type=_positive, default=None, help="use only the first N tasks (default: all)")
+    b.add_argument("--seed", type=_nonneg, default=0, help="seed of the random actions (default 0)")
     b.add_argument("--weights", type=_csv_floats, default=None,
-                   help="rollout weights, comma-separated (default: SPEC 2's)")
-    b.add_argument("--encoding", choices=["v1", "v2"], default="v2", help="observation encoding")
+                   help="rollout weights, comma-separated (default: SPEC 2's for that many rollouts)")
+    b.add_argument("--encoding", choices=["v1", "v2"], default="v2",
+                   help="observation encoding, SPEC 1 (default v2)")
     b.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     b.set_defaults(func=_cmd_baseline)
 
     m = sub.add_parser("models", help="list the models with N_Gene, N_Mem and the bottleneck factor")
-    m.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
+    m.add_argument("--hidden", type=_positive, default=64, help="hidden units (default 64)")
     m.add_argument("--json", metavar="OUT", default=None, help="write the list as JSON ('-': stdout)")
     m.set_defaults(func=_cmd_models)
 
     e = sub.add_parser("eval", help="evaluate a saved genome on suites or task files")
-    e.add_argument("source", help="genome .npz, run directory, sweep directory, or a reference checkpoint .dat "
-                                  "(needs --model)")
+    e.add_argument("source", help="genome .npz, run directory, sweep directory, paper-genome (after "
+                                  "`evoplastic reference fetch`), or a reference checkpoint .dat (needs --model)")
     e.add_argument("--genome", choices=["best", "mean"], default="best",
                    help="for a run directory: the best-validated (default) or the current mean genome")
     e.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
-    e.add_argument("--hidden", type=_positive, default=None, help="hidden size (default: stored, else 64)")
+    e.add_argument("--hidden", type=_positive, default=None, help="hidden units (default: stored, else 64)")
     e.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]",
-                   help="suites, task files, or evaluation protocol YAMLs (experiments/ood-from-*.yaml)")
-    e.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
-    e.add_argument("--weights", type=_csv_floats, default=None, help="rollout weights, comma-separated")
+                   help="suites, paper-maze9/paper-maze15, task files, or evaluation protocol YAMLs "
+                        "(experiments/ood-from-*.yaml), comma-separated")
+    e.add_argument("--rollouts", type=_positive, default=None,
+                   help="rollouts per lifetime (default: the profile's, 3 or 8)")
+    e.add_argument("--weights", type=_csv_floats, default=None,
+                   help="rollout weights, comma-separated (default: SPEC 2's for that many rollouts)")
     e.add_argument("--repeats", type=_positive, default=None, help="lifetimes per task (default: protocol's, else 1)")
-    e.add_argument("--count", type=_positive, default=None, help="use only the first N tasks of each suite")
-    e.add_argument("--seed", type=_nonneg, default=0)
-    e.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"])
+    e.add_argument("--count", type=_positive, default=None,
+                   help="use only the first N tasks of each suite (default: protocol's, else all)")
+    e.add_argument("--seed", type=_nonneg, default=0, help="seed of the lifetimes' action sampling (default 0)")
+    e.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"],
+                   help="lifetime conventions: evoplastic (default) or reference-2022-08, the one the "
+                        "paper-genome was trained with (SPEC 5)")
     e.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     e.add_argument("--csv", metavar="OUT", default=None, help="write one line per genome and suite as CSV")
     e.add_argument("--backend", choices=["auto", "ray", "inprocess"], default="auto",
                    help=f"auto (default): Ray workers from {1024:,} lifetimes per suite, else in-process")
-    e.add_argument("--workers", type=_positive, default=None, help="Ray workers (default: one per CPU)")
+    e.add_argument("--workers", type=_positive, default=None,
+                   help="Ray workers (default: one per CPU this process may use)")
     e.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT")
     e.set_defaults(func=_cmd_eval)
 
     tr = sub.add_parser("train", help="train from a YAML experiment config")
     tr.add_argument("config", help="experiment YAML (see experiments/)")
-    tr.add_argument("--run-dir", required=True, help="directory for checkpoints, metrics and genomes")
-    tr.add_argument("--generations", type=_nonneg, default=None, help="total generations (default: config)")
-    tr.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a config value")
-    tr.add_argument("--workers", type=_positive, default=None, help="worker actors (default: one per CPU)")
-    tr.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT (default: local)")
-    tr.add_argument("--backend", choices=["ray", "inprocess"], default=None)
+    tr.add_argument("--run-dir", required=True, help="directory for checkpoints, metrics and genomes (a new one)")
+    tr.add_argument("--generations", type=_nonneg, default=None,
+                    help="generation to stop at (default: the config's generations)")
+    tr.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
+                    help="override a config value, e.g. strategy.popsize=80 (repeatable)")
+    tr.add_argument("--workers", type=_positive, default=None,
+                    help="worker actors (default: the config's, else one per CPU this process may use)")
+    tr.add_argument("--address", default=None,
+                    help="Ray cluster to join: auto or HOST:PORT (default: start a local instance)")
+    tr.add_argument("--backend", choices=["ray", "inprocess"], default=None,
+                    help="ray: worker actors; inprocess: one process, no Ray (default: the config's)")
     tr.add_argument("--tensorboard", action="store_true", help="also log the metrics to RUN_DIR/tensorboard for TensorBoard (needs evoplastic[tensorboard])")
     tr.set_defaults(func=_cmd_train)
-    rs = sub.add_parser("resume", help="continue a run from its newest good checkpoint")
-    rs.add_argument("run_dir")
-    rs.add_argument("--generations", type=_nonneg, default=None, help="total generations (default: config)")
-    rs.add_argument("--workers", type=_positive, default=None)
-    rs.add_argument("--address", default=None)
-    rs.add_argument("--backend", choices=["ray", "inprocess"], default=None)
+    rs = sub.add_parser("resume", help="continue a run from its newest good checkpoint",
+                        description="Continue a run exactly where its newest good checkpoint left it (the "
+                                    "same results as an uninterrupted run, whatever the worker count).")
+    rs.add_argument("run_dir", metavar="RUN_DIR", help="the run directory given to train --run-dir")
+    rs.add_argument("--generations", type=_nonneg, default=None,
+                    help="generation to stop at (default: the run's config)")
+    rs.add_argument("--workers", type=_positive, default=None,
+                    help="worker actors (default: the run's, else one per CPU this process may use)")
+    rs.add_argument("--address", default=None,
+                    help="Ray cluster to join: auto or HOST:PORT (default: the run's, else a local instance)")
+    rs.add_argument("--backend", choices=["ray", "inprocess"], default=None,
+                    help="ray or inprocess (default: the run's)")
     rs.add_argument("--tensorboard", action="store_true", help="also log the metrics to RUN_DIR/tensorboard for TensorBoard (needs evoplastic[tensorboard])")
     rs.set_defaults(func=_cmd_resume)
     ref = sub.add_parser("reference", help="the paper's published genome and task sets (fetch, list)")
@@ -437,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("checkpoint", help="reference checkpoint .dat (8 pickles, SPEC 6), or paper-genome")
     ir.add_argument("--model", default=None,
                     help="model id the checkpoint was trained as (default for paper-genome: decprnn-postdn)")
-    ir.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
+    ir.add_argument("--hidden", type=_positive, default=64, help="hidden units (default 64)")
     ir.add_argument("--out", required=True, help="output genome .npz")
     ir.set_defaults(func=_cmd_import_reference)
 
@@ -445,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("sweep", help="sweep YAML: base config, grid, parallel, test suites")
     sw.add_argument("--out", default=None, help="sweep directory (default: runs/<sweep name>)")
     sw.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override for every point")
-    sw.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT")
+    sw.add_argument("--address", default=None,
+                    help="Ray cluster to join: auto or HOST:PORT (default: start a local instance)")
     sw.add_argument("--parallel", type=_positive, default=None, help="points side by side (default: sweep file)")
     sw.add_argument("--workers", type=_positive, default=None,
                     help="worker actors for the whole sweep, split evenly between the points running side by "
@@ -455,38 +493,40 @@ def build_parser() -> argparse.ArgumentParser:
     sw.set_defaults(func=_cmd_sweep)
 
     r = sub.add_parser("report", help="figures and tables of a run or sweep directory (needs evoplastic[plots])")
-    r.add_argument("path", metavar="RUN_OR_SWEEP_DIR")
+    r.add_argument("path", metavar="RUN_OR_SWEEP_DIR", help="a run directory (train --run-dir) or a sweep directory")
     r.add_argument("--out", metavar="DIR", default=None, help="default: RUN_OR_SWEEP_DIR/report")
     r.add_argument("--mazes", type=_positive, default=3, help="mazes in the trajectory figure (default 3)")
-    r.add_argument("--suite", default=None, help="draw the trajectories' mazes from this suite")
-    r.add_argument("--seed", type=_nonneg, default=0)
+    r.add_argument("--suite", default=None,
+                   help="draw the trajectories' mazes from this suite (default: new mazes of the training size)")
+    r.add_argument("--seed", type=_nonneg, default=0,
+                   help="seed of the trajectories' mazes and lifetimes (default 0)")
     r.set_defaults(func=_cmd_report)
 
     st = sub.add_parser("status", help="where each run of a run or sweep directory is: generation, best "
                                        "validation, s/generation, ETA")
-    st.add_argument("path", metavar="RUN_OR_SWEEP_DIR")
+    st.add_argument("path", metavar="RUN_OR_SWEEP_DIR", help="a run directory (train --run-dir) or a sweep directory")
     st.add_argument("--json", metavar="OUT", default=None, help="write the rows as JSON ('-': stdout)")
     st.set_defaults(func=_cmd_status)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     bl = bsub.add_parser("lifetime", help="agent-steps per second per core of the lifetime evaluator")
-    bl.add_argument("--model", default="decprnn-postdn")
-    bl.add_argument("--hidden", type=_positive, default=64)
-    bl.add_argument("--size", type=int, default=15, help="maze size (default 15)")
+    bl.add_argument("--model", default="decprnn-postdn", help="model id (default decprnn-postdn)")
+    bl.add_argument("--hidden", type=_positive, default=64, help="hidden units (default 64)")
+    bl.add_argument("--size", type=int, default=15, help="maze side in cells (default 15)")
     bl.add_argument("--batch", type=_positive, default=256, help="lifetimes in lock step (default 256)")
-    bl.add_argument("--seconds", type=float, default=5.0, help="approximate measuring time")
-    bl.add_argument("--json", metavar="OUT", default=None)
+    bl.add_argument("--seconds", type=float, default=5.0, help="approximate measuring time in seconds (default 5)")
+    bl.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     bl.set_defaults(func=_cmd_bench_lifetime)
     bg = bsub.add_parser("generation", help="wall time per generation: in-process vs Ray with 1..W workers")
     bg.add_argument("--workers", type=_positive, default=2, help="largest worker count (default 2)")
-    bg.add_argument("--model", default="decprnn-postdn")
-    bg.add_argument("--popsize", type=_positive, default=360)
-    bg.add_argument("--tasks", type=_positive, default=8)
-    bg.add_argument("--repeats", type=_positive, default=4)
-    bg.add_argument("--size", type=int, default=15)
+    bg.add_argument("--model", default="decprnn-postdn", help="model id (default decprnn-postdn)")
+    bg.add_argument("--popsize", type=_positive, default=360, help="genomes per generation (default 360)")
+    bg.add_argument("--tasks", type=_positive, default=8, help="training tasks per generation (default 8)")
+    bg.add_argument("--repeats", type=_positive, default=4, help="lifetimes per task (default 4)")
+    bg.add_argument("--size", type=int, default=15, help="maze side in cells (default 15)")
     bg.add_argument("--repeat", type=_positive, default=2, help="generations timed per setting (default 2)")
-    bg.add_argument("--json", metavar="OUT", default=None)
+    bg.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     bg.set_defaults(func=_cmd_bench_generation)
     return p
 
