@@ -44,7 +44,7 @@ log = logging.getLogger("evoplastic.train")
 
 METRICS = ["generation", "tasks", "best_fitness", "mean_fitness", "median_fitness", "sigma",
            "validation", "best_validation", "evaluations", "dropped", "agent_steps", "seconds",
-           "agent_steps_per_s", "worker_events"]
+           "agent_steps_per_s", "worker_events", "validation_se"]
 # Masked models (issue 7) also log the active fraction of the strategy's mean genome: the genome
 # that validation scores and mean.npz holds (the population's fractions scatter around it).
 MASK_METRICS = ["active_fraction"]
@@ -231,7 +231,8 @@ class Trainer:
         score = float(res.fitness[0])
         if score > self.best_validation:
             self.best_validation, self.best_genome, self.best_generation = score, mean.copy(), self.generation
-        self._last_val = {"validation": score, "best_validation": self.best_validation}
+        self._last_val = {"validation": score, "best_validation": self.best_validation,
+                          "validation_se": res.summary(0)["weighted_se"]}  # over validation lifetimes
 
     # -- checkpoints and files ---------------------------------------------------------------
 
@@ -263,8 +264,10 @@ class Trainer:
         full = {k: row.get(k, "") for k in self.metrics}
         csv_path = self.run_dir / "metrics.csv"
         new = not csv_path.exists()
+        # a run resumed from an older version keeps its file's columns
+        fields = self.metrics if new else csv_path.open().readline().strip().split(",")
         with open(csv_path, "a", newline="") as f:
-            w = csv.DictWriter(f, self.metrics)
+            w = csv.DictWriter(f, fields, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow(full)
