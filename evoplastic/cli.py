@@ -331,6 +331,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from evoplastic import config as cfglib
+    from evoplastic import estimate
+
+    est = estimate.estimate(args.config, args.workers, args.seconds)
+    print(estimate.format_estimate(est, cfglib.load(args.config)))
+    return 0
+
+
 def _cmd_bench_lifetime(args: argparse.Namespace) -> int:
     from evoplastic.bench import bench_lifetime
     from evoplastic.results import write_json
@@ -502,6 +511,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the trajectories' mazes and lifetimes (default 0)")
     r.set_defaults(func=_cmd_report)
 
+    es = sub.add_parser("estimate", help="time and agent-steps a config will cost on this machine, from a "
+                                         "short measurement")
+    es.add_argument("config", help="experiment YAML (see experiments/ and experiments/paper/)")
+    es.add_argument("--workers", type=_positive, default=None,
+                    help="workers to extrapolate to (default: the config's, else the CPUs this process may use)")
+    es.add_argument("--seconds", type=float, default=3.0, help="measuring time in seconds (default 3)")
+    es.set_defaults(func=_cmd_estimate)
+
     st = sub.add_parser("status", help="where each run of a run or sweep directory is: generation, best "
                                        "validation, s/generation, ETA")
     st.add_argument("path", metavar="RUN_OR_SWEEP_DIR", help="a run directory (train --run-dir) or a sweep directory")
@@ -534,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "bench":  # one BLAS thread: figures are per core (effective if numpy is not loaded yet)
+    if args.command in ("bench", "estimate"):  # one BLAS thread: figures are per core (if numpy is not loaded yet)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
     from evoplastic.errors import NoWorkersError, Stop
