@@ -340,6 +340,34 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_play(args: argparse.Namespace) -> int:
+    from evoplastic import evaluate, play
+    from evoplastic.envs import tasks as tasklib
+    from evoplastic.models import get_model
+
+    (src,) = evaluate.resolve(args.genome, args.which, args.model, args.hidden)[:1]
+    profile = args.profile or play.default_profile(src)
+    ts = tasklib.load(args.tasks or play.default_tasks(src))
+    mode = "rgb_array" if args.render == "gif" else "ansi"
+    life = play.replay(get_model(src.model, src.hidden), src.genome, ts, args.task, profile, args.seed,
+                       args.rollouts, mode)
+    print(f"{src.label}: {src.model} (hidden {src.hidden}), profile {profile}, task #{args.task} of {ts.name}, "
+          f"seed {args.seed}")
+    if args.render == "gif":
+        out = Path(args.out or f"play-{Path(src.label).stem}-{ts.name}-{args.task}.gif")
+        try:
+            play.write_gif(life, out, args.fps)
+        except ImportError as exc:
+            print(f"evoplastic: error: {exc}", file=sys.stderr)
+            return 2
+        for r in range(len(life.returns)):
+            print(f"rollout {r + 1}: return {life.returns[r]:+.2f} in {life.steps[r]} steps")
+        print(f"wrote {out}")
+    else:
+        play.show_ansi(life, sys.stdout, 1.0 / args.fps, animate=play.stdout_is_tty() and not args.no_animate)
+    return 0
+
+
 def _cmd_bench_lifetime(args: argparse.Namespace) -> int:
     from evoplastic.bench import bench_lifetime
     from evoplastic.results import write_json
@@ -510,6 +538,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_nonneg, default=0,
                    help="seed of the trajectories' mazes and lifetimes (default 0)")
     r.set_defaults(func=_cmd_report)
+
+    pl = sub.add_parser("play", help="watch one lifetime of a genome in a maze (text or GIF)",
+                        description="Replay one lifetime (all its rollouts, memories kept between them) "
+                                    "of a genome through the Gymnasium env's renderer.")
+    pl.add_argument("genome", help="genome .npz, run directory, paper-genome, or reference .dat (needs --model)")
+    pl.add_argument("--tasks", default=None, metavar="SUITE_OR_FILE",
+                    help="task set (default: the run's validation suite; paper-maze9 for paper-genome; else maze9)")
+    pl.add_argument("--task", type=_nonneg, default=0, help="index of the maze in the task set (default 0)")
+    pl.add_argument("--render", choices=["ansi", "gif"], default="ansi",
+                    help="ansi: text in the terminal (default); gif: an animation file (needs Pillow, "
+                         "which evoplastic[plots] brings)")
+    pl.add_argument("--out", default=None, help="GIF file (default: play-<genome>-<tasks>-<task>.gif)")
+    pl.add_argument("--fps", type=float, default=10.0, help="frames (agent steps) per second (default 10)")
+    pl.add_argument("--no-animate", action="store_true",
+                    help="ansi: print each rollout's last frame instead of animating (the default off a terminal)")
+    pl.add_argument("--profile", default=None, choices=["evoplastic", "reference-2022-08"],
+                    help="lifetime conventions (default: the run's; reference-2022-08 for paper-genome)")
+    pl.add_argument("--rollouts", type=_positive, default=None, help="rollouts in the lifetime (default: the profile's)")
+    pl.add_argument("--seed", type=_nonneg, default=0, help="seed of the lifetime's action sampling (default 0)")
+    pl.add_argument("--which", choices=["best", "mean"], default="best",
+                    help="for a run directory: the best-validated (default) or the current mean genome")
+    pl.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
+    pl.add_argument("--hidden", type=_positive, default=None, help="hidden units (default: stored, else 64)")
+    pl.set_defaults(func=_cmd_play)
 
     es = sub.add_parser("estimate", help="time and agent-steps a config will cost on this machine, from a "
                                          "short measurement")
