@@ -38,6 +38,7 @@ from evoplastic.errors import NoWorkersError, Stop
 from evoplastic.models import get_model
 from evoplastic.models.masked import Masked
 from evoplastic.progress import Progress, open_tensorboard
+from evoplastic.status import last_validation, write_target
 from evoplastic.strategies import make_strategy, restore_strategy
 
 log = logging.getLogger("evoplastic.train")
@@ -145,7 +146,8 @@ class Trainer:
         old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         self._snapshot = self._checkpoint_arrays()
         progress = Progress(generations, self.generation, self.label)
-        progress.validation = getattr(self, "_last_val", {}).get("validation")  # generation 0's, after start()
+        progress.validation = getattr(self, "_last_val", {}).get("validation") or last_validation(self.run_dir)
+        write_target(self.run_dir, generations)
         self._say = progress.say
         tb = open_tensorboard(self.run_dir) if self.tensorboard else None
         try:

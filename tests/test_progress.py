@@ -6,6 +6,8 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -71,11 +73,24 @@ def test_train_shows_progress_then_status_and_tensorboard(tmp_path: Path, capsys
 
     rows = status.run_dirs(run)
     info = status.run_status(rows[0])
-    assert (info["generation"], info["total"], info["state"]) == (3, 10, "running")
+    assert (info["generation"], info["total"], info["state"]) == (3, 3, "finished")  # train --generations 3
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     best = max((m["validation"], m["generation"]) for m in metrics if "validation" in m)
     assert (info["best_validation"], info["best_generation"]) == best
+    assert status.last_validation(run) == [m["validation"] for m in metrics if "validation" in m][-1]
+
+    target = json.loads((run / status.TARGET).read_text())
+    assert target["target"] == 3 and target["pid"] == os.getpid()
+    (run / status.TARGET).write_text(json.dumps({**target, "target": 10}))  # as if still going to 10
+    info = status.run_status(run)
+    assert (info["total"], info["state"]) == (10, "running")  # this process is alive
     assert info["eta_s"] == pytest.approx(7 * info["s_per_gen"])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    (run / status.TARGET).write_text(json.dumps({**target, "target": 10, "pid": int(dead.stdout)}))
+    assert status.run_status(run)["state"] == "stopped"
+    (run / status.TARGET).write_text(json.dumps({**target, "target": 10, "host": "elsewhere"}))
+    assert status.run_status(run)["state"] == "running"  # another host: fresh metrics count as running
     old = time.time() - 3600
     os.utime(run / "metrics.jsonl", (old, old))
     assert status.run_status(run)["state"] == "stopped"
