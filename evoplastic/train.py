@@ -79,7 +79,7 @@ class Trainer:
         self._val_tasks = None
         self.label: str | None = None  # shown on progress lines (a sweep point's name)
         self.tensorboard = False  # also log metric rows to RUN_DIR/tensorboard (tensorboardX)
-        self._say = Progress(0, label=None).say  # replaced per run(); prints a line at once
+        self._progress: Progress | None = None  # the live progress display of run()
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -145,10 +145,9 @@ class Trainer:
         main = threading.current_thread() is threading.main_thread()  # sweeps run points in threads
         old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         self._snapshot = self._checkpoint_arrays()
-        progress = Progress(generations, self.generation, self.label)
+        progress = self._progress = Progress(generations, self.generation, self.label)
         progress.validation = getattr(self, "_last_val", {}).get("validation") or last_validation(self.run_dir)
         write_target(self.run_dir, generations)
-        self._say = progress.say
         tb = open_tensorboard(self.run_dir) if self.tensorboard else None
         try:
             if self.generation < generations:
@@ -176,6 +175,7 @@ class Trainer:
             for s, h in old.items():
                 signal.signal(s, h)
             progress.close()
+            self._progress = None
             if tb is not None:
                 tb.close()
 
@@ -295,6 +295,10 @@ class Trainer:
         with open(self.run_dir / "events.log", "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
+    def _say(self, text: str) -> None:
+        """A line now, labelled with the sweep point (ends a live progress line first)."""
+        (self._progress or Progress(0, label=self.label)).say(text)
+
     def _start_workers(self) -> None:
         """Start the backend now, saying so first: Ray start-up and kernel compilation take a while."""
         if self._backend is not None:
@@ -306,7 +310,7 @@ class Trainer:
         from evoplastic.localray import usable_cpus
 
         where = f"the Ray cluster at {w.address}" if w.address else "a local Ray instance"
-        count = (f"{w.count} workers" if w.count else "one worker per CPU" if w.address
+        count = (f"{w.count} worker{'s' if w.count != 1 else ''}" if w.count else "one worker per CPU" if w.address
                  else f"{usable_cpus()} workers (one per usable CPU)")
         self._say(f"{self.run_dir}: starting {count} on {where}; they compile the lifetime kernels...")
         t0 = time.perf_counter()
