@@ -385,6 +385,18 @@ def _cmd_bench_lifetime(args: argparse.Namespace) -> int:
 
 # -- parser ------------------------------------------------------------------------------------
 
+def _run_options(p: argparse.ArgumentParser, whose: str) -> None:
+    """Worker and logging options of train and resume; ``whose`` says where their defaults come from."""
+    p.add_argument("--workers", type=_positive, default=None,
+                   help=f"worker actors (default: {whose}, else one per CPU this process may use)")
+    p.add_argument("--address", default=None,
+                   help=f"Ray cluster to join: auto or HOST:PORT (default: {whose}, else a local instance)")
+    p.add_argument("--backend", choices=["ray", "inprocess"], default=None,
+                   help=f"ray: worker actors; inprocess: one process, no Ray (default: {whose})")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log the metrics to RUN_DIR/tensorboard for TensorBoard (needs evoplastic[tensorboard])")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evoplastic", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -469,13 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="generation to stop at (default: the config's generations)")
     tr.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
                     help="override a config value, e.g. strategy.popsize=80 (repeatable)")
-    tr.add_argument("--workers", type=_positive, default=None,
-                    help="worker actors (default: the config's, else one per CPU this process may use)")
-    tr.add_argument("--address", default=None,
-                    help="Ray cluster to join: auto or HOST:PORT (default: start a local instance)")
-    tr.add_argument("--backend", choices=["ray", "inprocess"], default=None,
-                    help="ray: worker actors; inprocess: one process, no Ray (default: the config's)")
-    tr.add_argument("--tensorboard", action="store_true", help="also log the metrics to RUN_DIR/tensorboard for TensorBoard (needs evoplastic[tensorboard])")
+    _run_options(tr, "the config's")
     tr.set_defaults(func=_cmd_train)
     rs = sub.add_parser("resume", help="continue a run from its newest good checkpoint",
                         description="Continue a run exactly where its newest good checkpoint left it (the "
@@ -483,13 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("run_dir", metavar="RUN_DIR", help="the run directory given to train --run-dir")
     rs.add_argument("--generations", type=_nonneg, default=None,
                     help="generation to stop at (default: the run's config)")
-    rs.add_argument("--workers", type=_positive, default=None,
-                    help="worker actors (default: the run's, else one per CPU this process may use)")
-    rs.add_argument("--address", default=None,
-                    help="Ray cluster to join: auto or HOST:PORT (default: the run's, else a local instance)")
-    rs.add_argument("--backend", choices=["ray", "inprocess"], default=None,
-                    help="ray or inprocess (default: the run's)")
-    rs.add_argument("--tensorboard", action="store_true", help="also log the metrics to RUN_DIR/tensorboard for TensorBoard (needs evoplastic[tensorboard])")
+    _run_options(rs, "the run's")
     rs.set_defaults(func=_cmd_resume)
     ref = sub.add_parser("reference", help="the paper's published genome and task sets (fetch, list)")
     rsub = ref.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
