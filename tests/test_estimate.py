@@ -26,7 +26,7 @@ def test_lifetimes_per_run_by_hand() -> None:
 def test_measure_and_extrapolate(capsys: pytest.CaptureFixture) -> None:
     cfg = cfglib.load(ROOT / "experiments/smoke.yaml", ["model.hidden=16", "workers.batch=16"])
     s_life, steps, done, spent = estimate.measure(cfg, seconds=0.05)
-    assert done >= 16 and done % 16 == 0 and 0 < s_life == pytest.approx(spent / done)
+    assert done >= 3 * 16 and done % 16 == 0 and 0 < s_life <= spent / done  # the fastest of >= 3 calls
     assert 3 <= steps <= 3 * 200  # 3 rollouts of 1..200 agent-steps each
     assert main(["estimate", str(ROOT / "experiments/smoke.yaml"), "--workers", "4", "--seconds", "0.05"]) == 0
     out = capsys.readouterr().out
