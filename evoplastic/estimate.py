@@ -28,7 +28,7 @@ class Estimate:
     """Cost of one config with ``workers`` workers.
 
     Attributes:
-        s_per_lifetime: measured wall seconds per lifetime on one core.
+        s_per_lifetime: measured CPU seconds per lifetime on one core (fastest batch).
         steps_per_lifetime: measured agent-steps (network + env steps) per lifetime.
         lifetimes_last: lifetimes in one generation at the end of the task curriculum.
         gen_s_last: seconds per generation then (validation excluded).
@@ -64,7 +64,8 @@ def measure(cfg: cfglib.ExperimentConfig, seconds: float = 3.0) -> tuple[float, 
     Each call evaluates ``k`` genomes on ``k`` tasks, ``k = sqrt(workers.batch)``, so that as many
     lifetimes run in lock step as a worker runs; one untimed call first compiles the kernels, then
     calls repeat (new seeds) until ``seconds`` have passed, at least 3 times. Seconds per lifetime
-    are the fastest call's, so that other jobs on a shared machine do not inflate the estimate.
+    are CPU seconds of this (single-threaded) process in the fastest call, so that other jobs on a
+    shared machine do not inflate the estimate: it is the cost for workers with a core each.
     """
     model = get_model(cfg.model.id, cfg.model.hidden)
     k = max(1, int(cfg.workers.batch ** 0.5))
@@ -81,11 +82,12 @@ def measure(cfg: cfglib.ExperimentConfig, seconds: float = 3.0) -> tuple[float, 
     run(10**6)
     done, steps, times, t0 = 0, 0, [], time.perf_counter()
     while len(times) < 3 or time.perf_counter() - t0 < seconds:
-        t = time.perf_counter()
+        t = time.process_time()
         steps += run(done)
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
         done += k * k
-    # the fastest call: other processes on the machine only ever slow a call down
+    # CPU seconds of this process, fastest call: what a worker with a core of its own needs;
+    # other jobs on a shared machine stretch wall time, not this
     return min(times) / (k * k), steps / done, done, time.perf_counter() - t0
 
 
@@ -111,7 +113,7 @@ def format_estimate(e: Estimate, cfg: cfglib.ExperimentConfig) -> str:
         f"{e.config}: {c.model.id} (hidden {c.model.hidden}), {c.tasks.size}x{c.tasks.size} mazes, "
         f"{c.generations:,} generations of {c.strategy.popsize} genomes",
         f"measured: {e.measured_lifetimes} lifetimes of untrained genomes in {e.measured_s:.1f} s on one core "
-        f"({platform.processor() or platform.machine()}): {1e3 * e.s_per_lifetime:.1f} ms (fastest batch) and "
+        f"({platform.processor() or platform.machine()}): {1e3 * e.s_per_lifetime:.1f} ms CPU (fastest batch) and "
         f"{e.steps_per_lifetime:,.0f} agent-steps per lifetime",
         f"per generation at the end of the curriculum: {e.lifetimes_last:,} lifetimes, "
         f"~{e.lifetimes_last * e.steps_per_lifetime / 1e6:.1f} M agent-steps, "
