@@ -36,7 +36,10 @@ def test_usable_cpus(tmp_path: Path, four_cpus: None, files: dict[str, str], exp
 
 def test_init_kwargs_local_and_cluster(monkeypatch: pytest.MonkeyPatch, four_cpus: None, tmp_path: Path) -> None:
     monkeypatch.setattr(localray, "CGROUP", tmp_path)
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    # setenv first, so that monkeypatch records the variable's original state (often unset) and
+    # restores it: init_kwargs writes os.environ directly, and a leaked value breaks later Ray tests
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.delenv("RAY_AUTH_MODE")
     monkeypatch.setitem(sys.modules, "ray", object())  # Ray already imported: too late to state the mode
     assert localray.init_kwargs(None) == {"num_cpus": 4} and "RAY_AUTH_MODE" not in os.environ
     monkeypatch.delitem(sys.modules, "ray")
