@@ -222,14 +222,23 @@ def load_reference(path: str | Path) -> TaskSet:
 
 
 def load(spec: str | Path) -> TaskSet:
-    """Resolve a suite name, an ``.npz`` task file or a reference ``.dat``/pickle task file."""
+    """Resolve a suite name, a fetched paper task set (``paper-maze9``, see
+    :mod:`evoplastic.reference_files`), an ``.npz`` task file or a reference ``.dat``/pickle task file.
+
+    Raises:
+        FileNotFoundError: no such suite or file, or a paper task set that has not been fetched.
+    """
+    from evoplastic import reference_files
+
     text = str(spec)
     if text in SUITES:
         return suite(text)
-    path = Path(text)
+    path = reference_files.lookup(text, "tasks") or Path(text)
     if not path.exists():
-        raise FileNotFoundError(
-            f"no task suite or file {text!r}; suites: {', '.join(SUITES)}; files: .npz or .dat")
+        papers = ", ".join(f.name for f in reference_files.FILES.values() if f.kind == "tasks")
+        raise FileNotFoundError(f"no task suite or file {text!r}; suites: {', '.join(SUITES)}; "
+                                f"paper task sets (after `evoplastic reference fetch`): {papers}; "
+                                "files: .npz or .dat")
     if path.suffix == ".npz":
         return load_npz(path)
     return load_reference(path)

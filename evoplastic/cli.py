@@ -23,6 +23,20 @@ from pathlib import Path
 from evoplastic import __version__
 from evoplastic.errors import Stop, UserError
 
+DESCRIPTION = """\
+Evolve plastic neural networks that learn 2D mazes within their lifetime (Wang et al., TMLR 2022,
+"Evolving Decomposed Plasticity Rules for Information-Bottlenecked Meta-Learning").
+
+examples:
+  evoplastic train experiments/quickstart.yaml --run-dir runs/quickstart   # train (about 3 min on 2 cores)
+  evoplastic eval runs/quickstart --tasks maze9,maze15 --count 256         # test its best genome
+  evoplastic reference fetch && evoplastic eval paper-genome --profile reference-2022-08 --tasks paper-maze9
+
+'evoplastic COMMAND --help' describes a command. The README (README.md in the repository,
+https://github.com/WorldEditors/EvolvingPlasticANN for the paper's own code) walks through
+reproducing the paper; docs/method.md states the method.
+"""
+
 
 def _csv_floats(text: str) -> tuple[float, ...]:
     try:
@@ -148,14 +162,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = cfglib.load(args.config, _overrides(args))
     run_dir = Path(args.run_dir)
     with _owning(run_dir):
-        return _train(train.Trainer(cfg, run_dir), run_dir, args.generations)
+        return _train(train.Trainer(cfg, run_dir), run_dir, args.generations, args.tensorboard)
 
 
-def _train(trainer, run_dir: Path, generations: int | None = None) -> int:
+def _train(trainer, run_dir: Path, generations: int | None = None, tensorboard: bool = False) -> int:
     """Prepare (nothing written if that fails), record the command, run to ``generations`` (default:
-    the config's), report."""
+    the config's), report (``tensorboard``: also log metric rows to RUN_DIR/tensorboard)."""
     from evoplastic import train
 
+    trainer.tensorboard = tensorboard
     try:
         trainer.prepare()
         train.record_command(run_dir, sys.argv)
@@ -218,7 +233,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory")
     with _owning(run_dir):
-        return _train(train.Trainer.resume(run_dir, workers, generations=args.generations), run_dir)
+        return _train(train.Trainer.resume(run_dir, workers, generations=args.generations), run_dir,
+                      tensorboard=args.tensorboard)
 
 
 def _shutdown_ray() -> None:
@@ -228,19 +244,22 @@ def _shutdown_ray() -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from evoplastic import sweep
 
+    workers, args.workers = args.workers, None  # --workers is the sweep's total, not each point's
     sw = sweep.load(args.sweep, _overrides(args))
-    if args.parallel:
-        import dataclasses
-
-        sw = dataclasses.replace(sw, parallel=args.parallel)
+    parallel = args.parallel or sw.parallel
+    if workers is not None:  # shared between the points that run side by side
+        sw = sweep.load(args.sweep, _overrides(args) + [f"workers.count={max(1, workers // parallel)}"])
+    sw = dataclasses.replace(sw, parallel=parallel)
     out = Path(args.out or Path("runs") / sw.name)
     from evoplastic.dirlock import DirLock
 
     try:
         with DirLock(out, "sweep directory"):
-            sweep.run(sw, out, sys.argv)
+            sweep.run(sw, out, sys.argv, tensorboard=args.tensorboard)
     except (Stop, KeyboardInterrupt) as exc:
         raise Stop(f"{_signal_name(exc)}; each point keeps its newest checkpoint; `evoplastic sweep "
                    f"{args.sweep} --out {out}` continues the sweep") from None
@@ -310,10 +329,91 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_import_reference(args: argparse.Namespace) -> int:
     from evoplastic import reference
 
-    out, meta = reference.import_to_file(args.checkpoint, args.model, args.hidden, args.out)
-    print(f"wrote {args.model} (hidden {args.hidden}) genome to {out}: mean vector of {args.checkpoint} "
+    from evoplastic import reference_files
+
+    path = reference_files.lookup(args.checkpoint, "genome") or args.checkpoint
+    model = args.model or (reference_files.FILES[args.checkpoint].model if path != args.checkpoint else None)
+    if model is None:
+        raise ValueError(f"{args.checkpoint}: a reference checkpoint names no model; pass --model")
+    out, meta = reference.import_to_file(path, model, args.hidden, args.out)
+    print(f"wrote {model} (hidden {args.hidden}) genome to {out}: mean vector of {args.checkpoint} "
           f"(generation {meta['generation']}, sigma {meta['sigma']:.4g}, {meta['source_format']} format, "
           f"sha256 {meta['source_sha256'][:16]})")
+    return 0
+
+
+def _cmd_reference_fetch(args: argparse.Namespace) -> int:
+    from evoplastic import reference_files as rf
+
+    dest = Path(args.dest) if args.dest else rf.cache_dir()
+    try:
+        rf.fetch(dest, Path(args.source) if args.source else None)
+    except rf.FetchError as exc:
+        print(f"evoplastic: error: {exc}", file=sys.stderr)
+        return 2
+    if dest.resolve() != rf.cache_dir().resolve():
+        print(f"short names look in {rf.cache_dir()}; to use them with {dest}: export {rf.ENV_DIR}={dest}")
+    else:
+        print(f"use them by short name, e.g. evoplastic eval paper-genome --profile reference-2022-08 "
+              f"--tasks paper-maze9 --count 256")
+    return 0
+
+
+def _cmd_reference_list(args: argparse.Namespace) -> int:
+    from evoplastic import reference_files as rf
+
+    print(f"cache: {rf.cache_dir()} (set {rf.ENV_DIR} to move it)")
+    for f, path, present in rf.status():
+        print(f"{f.name:<13} {'installed' if present else 'missing':<9}  {f.about}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from evoplastic import status
+    from evoplastic.results import write_json
+
+    rows = [status.run_status(p) for p in status.run_dirs(Path(args.path))]
+    if args.json:
+        write_json(rows, args.json)
+    if args.json != "-":
+        print(status.format_status(rows))
+    return 0
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from evoplastic import config as cfglib
+    from evoplastic import estimate
+
+    est = estimate.estimate(args.config, args.workers, args.seconds)
+    print(estimate.format_estimate(est, cfglib.load(args.config)))
+    return 0
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    from evoplastic import evaluate, play
+    from evoplastic.envs import tasks as tasklib
+    from evoplastic.models import get_model
+
+    (src,) = evaluate.resolve(args.genome, args.which, args.model, args.hidden)[:1]
+    profile = args.profile or play.default_profile(src)
+    ts = tasklib.load(args.tasks or play.default_tasks(src))
+    mode = "rgb_array" if args.render == "gif" else "ansi"
+    life = play.replay(get_model(src.model, src.hidden), src.genome, ts, args.task, profile, args.seed,
+                       args.rollouts, mode)
+    print(f"{src.label}: {src.model} (hidden {src.hidden}), profile {profile}, task #{args.task} of {ts.name}, "
+          f"seed {args.seed}")
+    if args.render == "gif":
+        out = Path(args.out or f"play-{Path(src.label).stem}-{ts.name}-{args.task}.gif")
+        try:
+            play.write_gif(life, out, args.fps)
+        except ImportError as exc:
+            print(f"evoplastic: error: {exc}", file=sys.stderr)
+            return 2
+        for r in range(len(life.returns)):
+            print(f"rollout {r + 1}: return {life.returns[r]:+.2f} in {life.steps[r]} steps")
+        print(f"wrote {out}")
+    else:
+        play.show_ansi(life, sys.stdout, 1.0 / args.fps, animate=play.stdout_is_tty() and not args.no_animate)
     return 0
 
 
@@ -378,23 +478,38 @@ def _cmd_analyze_structure(args: argparse.Namespace) -> int:
 
 # -- parser ------------------------------------------------------------------------------------
 
+def _run_options(p: argparse.ArgumentParser, whose: str) -> None:
+    """Worker and logging options of train and resume; ``whose`` says where their defaults come from."""
+    p.add_argument("--workers", type=_positive, default=None,
+                   help=f"worker actors (default: {whose}, else one per CPU this process may use)")
+    p.add_argument("--address", default=None,
+                   help=f"Ray cluster to join: auto or HOST:PORT (default: {whose}, else a local instance)")
+    p.add_argument("--backend", choices=["ray", "inprocess"], default=None,
+                   help=f"ray: worker actors; inprocess: one process, no Ray (default: {whose})")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log the metrics to RUN_DIR/tensorboard for TensorBoard (needs evoplastic[tensorboard])")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evoplastic", description=__doc__)
+    p = argparse.ArgumentParser(prog="evoplastic", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"evoplastic {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("tasks", help="make, show and list maze task sets")
     tsub = t.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
     mk = tsub.add_parser("make", help="generate a task set and save it as .npz")
-    mk.add_argument("--size", type=int, required=True, help="maze size n (odd, >= 7)")
-    mk.add_argument("--crowd", type=float, required=True, help="crowd ratio in [0, 1), e.g. 0.35")
-    mk.add_argument("--count", type=_positive, required=True, help="number of tasks")
-    mk.add_argument("--seed", type=_nonneg, required=True, help="generator seed")
-    mk.add_argument("--name", default=None, help="name stored in the metadata")
+    mk.add_argument("--size", type=int, required=True, help="maze side n in cells (odd, >= 7)")
+    mk.add_argument("--crowd", type=float, required=True,
+                    help="crowd ratio: interior wall fraction to stop at, in [0, 1), e.g. 0.35")
+    mk.add_argument("--count", type=_positive, required=True, help="number of tasks (mazes)")
+    mk.add_argument("--seed", type=_nonneg, required=True, help="generator seed (same seed, same mazes)")
+    mk.add_argument("--name", default=None, help="name stored in the metadata (default: the file's stem)")
     mk.add_argument("--out", required=True, help="output .npz file")
     mk.set_defaults(func=_cmd_tasks_make)
     sh = tsub.add_parser("show", help="summarise a suite or task file, optionally render mazes")
-    sh.add_argument("source", help="suite name, .npz task file or reference .dat file")
+    sh.add_argument("source", help="suite name (evoplastic tasks list), paper-maze9 / paper-maze15, .npz task "
+                                   "file or reference .dat file")
     sh.add_argument("--render", type=_nonneg, nargs="*", metavar="I", help="render task(s) I as text")
     sh.add_argument("--json", action="store_true", help="print the summary as JSON")
     sh.set_defaults(func=_cmd_tasks_show)
@@ -402,44 +517,53 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_cmd_tasks_list)
 
     b = sub.add_parser("baseline", help="run the Oracle or Random baseline as lifetimes")
-    b.add_argument("kind", choices=["oracle", "random"])
+    b.add_argument("kind", choices=["oracle", "random"],
+                   help="oracle: shortest path knowing the maze; random: uniform random actions")
     b.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]",
-                   help="suite name(s) or task file(s), comma-separated")
-    b.add_argument("--rollouts", type=_positive, default=3, help="rollouts per lifetime (default 3)")
+                   help="suite name(s), paper-maze9/paper-maze15, or task file(s), comma-separated")
+    b.add_argument("--rollouts", type=_positive, default=3, help="rollouts (episodes) per lifetime (default 3)")
     b.add_argument("--repeats", type=_positive, default=1, help="lifetimes per task (default 1)")
-    b.add_argument("--count", type=_positive, default=None, help="use only the first N tasks")
-    b.add_argument("--seed", type=_nonneg, default=0, help="seed of the random actions")
+    b.add_argument("--count", type=_positive, default=None, help="use only the first N tasks (default: all)")
+    b.add_argument("--seed", type=_nonneg, default=0, help="seed of the random actions (default 0)")
     b.add_argument("--weights", type=_csv_floats, default=None,
-                   help="rollout weights, comma-separated (default: SPEC 2's)")
-    b.add_argument("--encoding", choices=["v1", "v2"], default="v2", help="observation encoding")
+                   help="rollout weights, comma-separated (default: SPEC 2's for that many rollouts)")
+    b.add_argument("--encoding", choices=["v1", "v2"], default="v2",
+                   help="observation encoding, SPEC 1 (default v2)")
     b.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     b.set_defaults(func=_cmd_baseline)
 
     m = sub.add_parser("models", help="list the models with N_Gene, N_Mem and the bottleneck factor")
-    m.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
+    m.add_argument("--hidden", type=_positive, default=64, help="hidden units (default 64)")
     m.add_argument("--json", metavar="OUT", default=None, help="write the list as JSON ('-': stdout)")
     m.set_defaults(func=_cmd_models)
 
     e = sub.add_parser("eval", help="evaluate a saved genome on suites or task files")
-    e.add_argument("source", help="genome .npz, run directory, sweep directory, or a reference checkpoint .dat "
-                                  "(needs --model)")
+    e.add_argument("source", help="genome .npz, run directory, sweep directory, paper-genome (after "
+                                  "`evoplastic reference fetch`), or a reference checkpoint .dat (needs --model)")
     e.add_argument("--genome", choices=["best", "mean"], default="best",
                    help="for a run directory: the best-validated (default) or the current mean genome")
     e.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
-    e.add_argument("--hidden", type=_positive, default=None, help="hidden size (default: stored, else 64)")
+    e.add_argument("--hidden", type=_positive, default=None, help="hidden units (default: stored, else 64)")
     e.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]",
-                   help="suites, task files, or evaluation protocol YAMLs (experiments/ood-from-*.yaml)")
-    e.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
-    e.add_argument("--weights", type=_csv_floats, default=None, help="rollout weights, comma-separated")
+                   help="suites, paper-maze9/paper-maze15, task files, or evaluation protocol YAMLs "
+                        "(experiments/ood-from-*.yaml), comma-separated")
+    e.add_argument("--rollouts", type=_positive, default=None,
+                   help="rollouts per lifetime (default: the profile's, 3 or 8)")
+    e.add_argument("--weights", type=_csv_floats, default=None,
+                   help="rollout weights, comma-separated (default: SPEC 2's for that many rollouts)")
     e.add_argument("--repeats", type=_positive, default=None, help="lifetimes per task (default: protocol's, else 1)")
-    e.add_argument("--count", type=_positive, default=None, help="use only the first N tasks of each suite")
-    e.add_argument("--seed", type=_nonneg, default=0)
-    e.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"])
+    e.add_argument("--count", type=_positive, default=None,
+                   help="use only the first N tasks of each suite (default: protocol's, else all)")
+    e.add_argument("--seed", type=_nonneg, default=0, help="seed of the lifetimes' action sampling (default 0)")
+    e.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"],
+                   help="lifetime conventions: evoplastic (default) or reference-2022-08, the one the "
+                        "paper-genome was trained with (SPEC 5)")
     e.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     e.add_argument("--csv", metavar="OUT", default=None, help="write one line per genome and suite as CSV")
     e.add_argument("--backend", choices=["auto", "ray", "inprocess"], default="auto",
                    help=f"auto (default): Ray workers from {1024:,} lifetimes per suite, else in-process")
-    e.add_argument("--workers", type=_positive, default=None, help="Ray workers (default: one per CPU)")
+    e.add_argument("--workers", type=_positive, default=None,
+                   help="Ray workers (default: one per CPU this process may use)")
     e.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT")
     e.add_argument("--engine", choices=["auto", "fused", "lockstep"], default="auto",
                    help="lifetime engine: auto (default: fused where it covers the model), fused, lockstep; "
@@ -448,24 +572,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train from a YAML experiment config")
     tr.add_argument("config", help="experiment YAML (see experiments/)")
-    tr.add_argument("--run-dir", required=True, help="directory for checkpoints, metrics and genomes")
-    tr.add_argument("--generations", type=_nonneg, default=None, help="total generations (default: config)")
-    tr.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a config value")
-    tr.add_argument("--workers", type=_positive, default=None, help="worker actors (default: one per CPU)")
-    tr.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT (default: local)")
-    tr.add_argument("--backend", choices=["ray", "inprocess"], default=None)
+    tr.add_argument("--run-dir", required=True, help="directory for checkpoints, metrics and genomes (a new one)")
+    tr.add_argument("--generations", type=_nonneg, default=None,
+                    help="generation to stop at (default: the config's generations)")
+    tr.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
+                    help="override a config value, e.g. strategy.popsize=80 (repeatable)")
+    _run_options(tr, "the config's")
     tr.set_defaults(func=_cmd_train)
-    rs = sub.add_parser("resume", help="continue a run from its newest good checkpoint")
-    rs.add_argument("run_dir")
-    rs.add_argument("--generations", type=_nonneg, default=None, help="total generations (default: config)")
-    rs.add_argument("--workers", type=_positive, default=None)
-    rs.add_argument("--address", default=None)
-    rs.add_argument("--backend", choices=["ray", "inprocess"], default=None)
+    rs = sub.add_parser("resume", help="continue a run from its newest good checkpoint",
+                        description="Continue a run exactly where its newest good checkpoint left it (the "
+                                    "same results as an uninterrupted run, whatever the worker count).")
+    rs.add_argument("run_dir", metavar="RUN_DIR", help="the run directory given to train --run-dir")
+    rs.add_argument("--generations", type=_nonneg, default=None,
+                    help="generation to stop at (default: the run's config)")
+    _run_options(rs, "the run's")
     rs.set_defaults(func=_cmd_resume)
+    ref = sub.add_parser("reference", help="the paper's published genome and task sets (fetch, list)")
+    rsub = ref.add_subparsers(dest="reference_command", required=True, metavar="ACTION")
+    rf = rsub.add_parser("fetch", help="download the paper's files into the cache (checksums verified)",
+                         description="Install the paper's trained genome (paper-genome) and task sets "
+                                     "(paper-maze9, paper-maze15) from WorldEditors/EvolvingPlasticANN at "
+                                     "pinned commits, about 9 MB; SHA-256 checked. Files already present "
+                                     "are kept.")
+    rf.add_argument("--dest", metavar="DIR", default=None,
+                    help="install here instead (default: $EVOPLASTIC_REFERENCE_DIR, else "
+                         "$XDG_CACHE_HOME/evoplastic/reference, else ~/.cache/evoplastic/reference)")
+    rf.add_argument("--from", dest="source", metavar="DIR", default=None,
+                    help="copy from a local folder instead of downloading (files matched by SHA-256, any names)")
+    rf.set_defaults(func=_cmd_reference_fetch)
+    rl = rsub.add_parser("list", help="the short names, what they are, and whether they are installed")
+    rl.set_defaults(func=_cmd_reference_list)
+
     ir = sub.add_parser("import-reference", help="import the paper code's checkpoint as a genome .npz")
-    ir.add_argument("checkpoint", help="reference checkpoint .dat (8 pickles, SPEC 6)")
-    ir.add_argument("--model", required=True, help="model id the checkpoint was trained as")
-    ir.add_argument("--hidden", type=_positive, default=64, help="hidden size (default 64)")
+    ir.add_argument("checkpoint", help="reference checkpoint .dat (8 pickles, SPEC 6), or paper-genome")
+    ir.add_argument("--model", default=None,
+                    help="model id the checkpoint was trained as (default for paper-genome: decprnn-postdn)")
+    ir.add_argument("--hidden", type=_positive, default=64, help="hidden units (default 64)")
     ir.add_argument("--out", required=True, help="output genome .npz")
     ir.set_defaults(func=_cmd_import_reference)
 
@@ -485,13 +627,13 @@ def build_parser() -> argparse.ArgumentParser:
     am.add_argument("genome", metavar="GENOME", help="genome .npz, run directory, or reference .dat (needs --model)")
     am.add_argument("--which", choices=["best", "mean"], default="best", help="for a run directory")
     am.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
-    am.add_argument("--hidden", type=_positive, default=None)
+    am.add_argument("--hidden", type=_positive, default=None, help="hidden units (default: stored, else 64)")
     am.add_argument("--tasks", required=True, metavar="SUITE_OR_FILE", help="suite name or task file")
     am.add_argument("--count", type=_positive, default=6, help="mazes (the first N tasks; default 6)")
     am.add_argument("--repeats", type=_positive, default=4, help="lifetimes per maze (default 4)")
     am.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
     am.add_argument("--profile", default="evoplastic", help="evaluation profile (reference-2022-08 for the paper's genome)")
-    am.add_argument("--seed", type=_nonneg, default=0)
+    am.add_argument("--seed", type=_nonneg, default=0, help="seed of the lifetimes' action sampling (default 0)")
     am.add_argument("--embedding", choices=["pca", "tsne"], default="pca", help="tsne needs evoplastic[analysis]")
     am.add_argument("--out", required=True, metavar="DIR", help="writes memory.png, memory.md, memory.json")
     am.set_defaults(func=_cmd_analyze_memory)
@@ -500,13 +642,14 @@ def build_parser() -> argparse.ArgumentParser:
     ast.add_argument("genome", metavar="GENOME", help="genome .npz or run directory of a <id>+mask model")
     ast.add_argument("--which", choices=["best", "mean"], default="best", help="for a run directory")
     ast.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
-    ast.add_argument("--hidden", type=_positive, default=None)
+    ast.add_argument("--hidden", type=_positive, default=None, help="hidden units (default: stored, else 64)")
     ast.add_argument("--tasks", default="maze9", metavar="SUITE_OR_FILE", help="fixed task set (default maze9)")
     ast.add_argument("--count", type=_positive, default=16, help="tasks (the first N; default 16)")
     ast.add_argument("--repeats", type=_positive, default=2, help="lifetimes per task (default 2)")
     ast.add_argument("--rollouts", type=_positive, default=None, help="default: the profile's")
-    ast.add_argument("--profile", default="evoplastic")
-    ast.add_argument("--seed", type=_nonneg, default=0)
+    ast.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"],
+                     help="evaluation profile (default evoplastic)")
+    ast.add_argument("--seed", type=_nonneg, default=0, help="seed of the lifetimes' action sampling (default 0)")
     ast.add_argument("--threshold", type=float, default=0.05, help="mean |h| above which a task activates a unit")
     ast.add_argument("--out", required=True, metavar="DIR", help="writes structure.png, structure.md, structure.json")
     ast.set_defaults(func=_cmd_analyze_structure)
@@ -515,40 +658,87 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("sweep", help="sweep YAML: base config, grid, parallel, test suites")
     sw.add_argument("--out", default=None, help="sweep directory (default: runs/<sweep name>)")
     sw.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override for every point")
-    sw.add_argument("--address", default=None, help="Ray cluster to join: auto or HOST:PORT")
+    sw.add_argument("--address", default=None,
+                    help="Ray cluster to join: auto or HOST:PORT (default: start a local instance)")
     sw.add_argument("--parallel", type=_positive, default=None, help="points side by side (default: sweep file)")
+    sw.add_argument("--workers", type=_positive, default=None,
+                    help="worker actors for the whole sweep, split evenly between the points running side by "
+                         "side (default: one per CPU this process may use)")
+    sw.add_argument("--tensorboard", action="store_true",
+                    help="also log each point's metrics to POINT_DIR/tensorboard (needs evoplastic[tensorboard])")
     sw.set_defaults(func=_cmd_sweep)
 
     r = sub.add_parser("report", help="figures and tables of a run or sweep directory (needs evoplastic[plots])")
-    r.add_argument("path", metavar="RUN_OR_SWEEP_DIR")
+    r.add_argument("path", metavar="RUN_OR_SWEEP_DIR", help="a run directory (train --run-dir) or a sweep directory")
     r.add_argument("--out", metavar="DIR", default=None, help="default: RUN_OR_SWEEP_DIR/report")
     r.add_argument("--mazes", type=_positive, default=3, help="mazes in the trajectory figure (default 3)")
-    r.add_argument("--suite", default=None, help="draw the trajectories' mazes from this suite")
-    r.add_argument("--seed", type=_nonneg, default=0)
+    r.add_argument("--suite", default=None,
+                   help="draw the trajectories' mazes from this suite (default: new mazes of the training size)")
+    r.add_argument("--seed", type=_nonneg, default=0,
+                   help="seed of the trajectories' mazes and lifetimes (default 0)")
     r.set_defaults(func=_cmd_report)
+
+    pl = sub.add_parser("play", help="watch one lifetime of a genome in a maze (text or GIF)",
+                        description="Replay one lifetime (all its rollouts, memories kept between them) "
+                                    "of a genome through the Gymnasium env's renderer.")
+    pl.add_argument("genome", help="genome .npz, run directory, paper-genome, or reference .dat (needs --model)")
+    pl.add_argument("--tasks", default=None, metavar="SUITE_OR_FILE",
+                    help="task set (default: the run's validation suite; paper-maze9 for paper-genome; else maze9)")
+    pl.add_argument("--task", type=_nonneg, default=0, help="index of the maze in the task set (default 0)")
+    pl.add_argument("--render", choices=["ansi", "gif"], default="ansi",
+                    help="ansi: text in the terminal (default); gif: an animation file (needs Pillow, "
+                         "which evoplastic[plots] brings)")
+    pl.add_argument("--out", default=None, help="GIF file (default: play-<genome>-<tasks>-<task>.gif)")
+    pl.add_argument("--fps", type=float, default=10.0, help="frames (agent steps) per second (default 10)")
+    pl.add_argument("--no-animate", action="store_true",
+                    help="ansi: print each rollout's last frame instead of animating (the default off a terminal)")
+    pl.add_argument("--profile", default=None, choices=["evoplastic", "reference-2022-08"],
+                    help="lifetime conventions (default: the run's; reference-2022-08 for paper-genome)")
+    pl.add_argument("--rollouts", type=_positive, default=None, help="rollouts in the lifetime (default: the profile's)")
+    pl.add_argument("--seed", type=_nonneg, default=0, help="seed of the lifetime's action sampling (default 0)")
+    pl.add_argument("--which", choices=["best", "mean"], default="best",
+                    help="for a run directory: the best-validated (default) or the current mean genome")
+    pl.add_argument("--model", default=None, help="model id (default: the one stored with the genome)")
+    pl.add_argument("--hidden", type=_positive, default=None, help="hidden units (default: stored, else 64)")
+    pl.set_defaults(func=_cmd_play)
+
+    es = sub.add_parser("estimate", help="time and agent-steps a config will cost on this machine, from a "
+                                         "short measurement")
+    es.add_argument("config", help="experiment YAML (see experiments/ and experiments/paper/)")
+    es.add_argument("--workers", type=_positive, default=None,
+                    help="workers to extrapolate to (default: the config's, else the CPUs this process may use)")
+    es.add_argument("--seconds", type=float, default=3.0, help="measuring time in seconds (default 3)")
+    es.set_defaults(func=_cmd_estimate)
+
+    st = sub.add_parser("status", help="where each run of a run or sweep directory is: generation, best "
+                                       "validation, s/generation, ETA")
+    st.add_argument("path", metavar="RUN_OR_SWEEP_DIR", help="a run directory (train --run-dir) or a sweep directory")
+    st.add_argument("--json", metavar="OUT", default=None, help="write the rows as JSON ('-': stdout)")
+    st.set_defaults(func=_cmd_status)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     bl = bsub.add_parser("lifetime", help="agent-steps per second per core of the lifetime evaluator")
-    bl.add_argument("--model", default="decprnn-postdn")
-    bl.add_argument("--hidden", type=_positive, default=64)
-    bl.add_argument("--size", type=int, default=15, help="maze size (default 15)")
+    bl.add_argument("--model", default="decprnn-postdn", help="model id (default decprnn-postdn)")
+    bl.add_argument("--hidden", type=_positive, default=64, help="hidden units (default 64)")
+    bl.add_argument("--size", type=int, default=15, help="maze side in cells (default 15)")
     bl.add_argument("--batch", type=_positive, default=256, help="lifetimes in lock step (default 256)")
     bl.add_argument("--seconds", type=float, default=6.0, help="CPU seconds per engine (default 6)")
     bl.add_argument("--engine", choices=["both", "fused", "lockstep"], default="both",
                     help="both (default): fused and lock-step side by side, alternating")
-    bl.add_argument("--json", metavar="OUT", default=None)
+    bl.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     bl.set_defaults(func=_cmd_bench_lifetime)
     bg = bsub.add_parser("generation", help="wall time per generation: in-process vs Ray with 1..W workers")
     bg.add_argument("--workers", type=_positive, default=2, help="largest worker count (default 2)")
-    bg.add_argument("--model", default="decprnn-postdn")
-    bg.add_argument("--popsize", type=_positive, default=360)
-    bg.add_argument("--tasks", type=_positive, default=8)
-    bg.add_argument("--repeats", type=_positive, default=4)
-    bg.add_argument("--size", type=int, default=15)
+    bg.add_argument("--model", default="decprnn-postdn", help="model id (default decprnn-postdn)")
+    bg.add_argument("--popsize", type=_positive, default=360, help="genomes per generation (default 360)")
+    bg.add_argument("--tasks", type=_positive, default=8, help="training tasks per generation (default 8)")
+    bg.add_argument("--repeats", type=_positive, default=4, help="lifetimes per task (default 4)")
+    bg.add_argument("--size", type=int, default=15, help="maze side in cells (default 15)")
     bg.add_argument("--repeat", type=_positive, default=2, help="generations timed per setting (default 2)")
-    bg.add_argument("--engine", choices=["auto", "fused", "lockstep"], default="auto")
-    bg.add_argument("--json", metavar="OUT", default=None)
+    bg.add_argument("--engine", choices=["auto", "fused", "lockstep"], default="auto",
+                    help="lifetime engine (default auto: fused where it covers the model)")
+    bg.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     bg.set_defaults(func=_cmd_bench_generation)
     return p
 
@@ -602,7 +792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "bench":  # one BLAS thread: figures are per core (effective if numpy is not loaded yet)
+    if args.command in ("bench", "estimate"):  # one BLAS thread: figures are per core (if numpy is not loaded yet)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
     from evoplastic.errors import NoWorkersError

@@ -58,10 +58,16 @@ def _from_run(run_dir: Path, which: str, label: str) -> Source:
 
 
 def resolve(source: str, which: str = "best", model: str | None = None, hidden: int | None = None) -> list[Source]:
-    """A genome ``.npz``, a reference ``.dat`` checkpoint, a run directory or a sweep directory."""
+    """A genome ``.npz``, a reference ``.dat`` checkpoint (or the fetched ``paper-genome``), a run
+    directory or a sweep directory."""
     from evoplastic import genome as genome_io
 
-    path = Path(source)
+    from evoplastic import reference_files
+
+    published = reference_files.lookup(source, "genome")  # a short name such as paper-genome
+    path = published or Path(source)
+    if published is not None:
+        model = model or reference_files.FILES[source].model
     if path.is_dir():
         if is_run_dir(path):
             return [_check(_from_run(path, which, path.name), model)]
@@ -75,8 +81,8 @@ def resolve(source: str, which: str = "best", model: str | None = None, hidden: 
 
         if not model:
             raise UserError(f"{source}: a reference checkpoint names no model; pass --model")
-        g, meta = reference.import_genome(source, model, hidden or 64)
-        return [Source(path.name, g, model, hidden or 64, None, dict(meta))]
+        g, meta = reference.import_genome(path, model, hidden or 64)
+        return [Source(source if published else path.name, g, model, hidden or 64, None, dict(meta))]
     g, meta = genome_io.load(path)
     m = model or meta.get("model")
     if m is None:

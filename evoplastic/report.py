@@ -77,17 +77,27 @@ def plot_learning_curves(runs: list[Run], path: Path) -> Path:
             continue
         label = run.name if len(runs) > 1 else None
         clock = np.nancumsum(np.nan_to_num(m["seconds"], nan=0.0))
+        k = smoothing_window(len(m["generation"]))
         for col, x in enumerate((m["generation"], clock)):
-            _line(axes[0, col], x, m["best_fitness"], color=color, label=label)
-            _line(axes[0, col], x, m["mean_fitness"], color=color, ls="--")
-            _line(axes[1, col], x, m["validation"], color=color, marker=".", label=label)
+            for key, ls in (("best_fitness", "-"), ("mean_fitness", "--")):  # raw faint, smoothed bold
+                _line(axes[0, col], x, m[key], color=color, ls=ls, alpha=0.25, lw=0.8)
+                _line(axes[0, col], x, moving_average(m[key], k), color=color, ls=ls,
+                      label=label if key == "best_fitness" else None)
+            _errorbars(axes[1, col], x, m["validation"], m.get("validation_se"), color=color, label=label)
             _line(axes[1, col], x, m["best_validation"], color=color, ls=":", drawstyle="steps-post")
             _line(axes[2, col], x, m["sigma"], color=color, label=label)
             if masked and "active_fraction" in m:  # structure masks (issue 7): the mean genome's
                 _line(axes[3, col], x, m["active_fraction"], color=color, label=label)
+    base = _validation_baselines(runs)
     for col, xlabel in enumerate(("generation", "wall time (s, cumulative)")):
-        axes[0, col].set_ylabel("training fitness\n(solid best, dashed mean)")
-        axes[1, col].set_ylabel("validation of the mean\n(dotted: best so far)")
+        k = smoothing_window(max((len(r.metrics.get("generation", [])) for r in runs), default=1))
+        axes[0, col].set_ylabel("training fitness (solid best,\ndashed mean"
+                                + (f"; bold: mean of {k} gens)" if k > 1 else ")"))
+        axes[1, col].set_ylabel("validation of the mean ± SE\n(dotted: best so far)")
+        for name, (value, style) in base.items():
+            axes[1, col].axhline(value, color="0.35", ls=style, lw=1, label=f"{name} {value:+.2f}")
+        if base:
+            axes[1, col].legend(fontsize="small", loc="best")
         axes[2, col].set_ylabel("sigma")
         axes[2, col].set_yscale("log")
         if masked:
@@ -100,6 +110,62 @@ def plot_learning_curves(runs: list[Run], path: Path) -> Path:
     return _save(fig, path)
 
 
+def smoothing_window(n: int) -> int:
+    """Generations averaged by the bold training-fitness line: about 1/30 of the run, odd, >= 1."""
+    return max(1, (n // 30) | 1)
+
+
+def moving_average(values: np.ndarray, k: int) -> np.ndarray:
+    """Centred mean over ``k`` points (fewer at the ends), NaNs ignored; (n,) -> (n,)."""
+    v = np.asarray(values, dtype=float)
+    if k <= 1 or v.size == 0:
+        return v
+    ok = np.isfinite(v)
+    kernel = np.ones(k)
+    total = np.convolve(np.where(ok, v, 0.0), kernel, mode="same")
+    count = np.convolve(ok.astype(float), kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+def _errorbars(ax, x: np.ndarray, y: np.ndarray, se: np.ndarray | None, **kw) -> None:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return
+    err = None if se is None else np.nan_to_num(np.asarray(se, dtype=float)[ok], nan=0.0)
+    ax.errorbar(x[ok], y[ok], yerr=err, marker=".", capsize=2, lw=1, **kw)
+
+
+def _baseline(kind: str, tasks, rollouts: int, weights, profile: str) -> dict[str, Any]:
+    """The Oracle or Random result on ``tasks`` under a lifetime profile's conventions (method §7)."""
+    from evoplastic import baselines
+    from evoplastic.lifetime import get_profile
+
+    return baselines.evaluate(kind, tasks, rollouts, 1, 0, tuple(weights) if weights else None,
+                              get_profile(profile).encoding)
+
+
+def _validation_baselines(runs: list[Run]) -> dict[str, tuple[float, str]]:
+    """Oracle and Random weighted scores on the first run's validation tasks: {name: (score, style)}."""
+    from evoplastic.envs import tasks as tasklib
+
+    c = runs[0].cfg
+    try:
+        ts = tasklib.load(c.validation.suite).head(c.validation.count)
+    except (FileNotFoundError, ValueError):
+        return {}
+    lt = c.lifetime
+    rollouts = lt.rollouts or _profile_rollouts(lt.profile)
+    return {name: (_baseline(kind, ts, rollouts, lt.weights, lt.profile)["weighted_mean"], style)
+            for name, kind, style in (("Oracle", "oracle", "-."), ("Random", "random", (0, (1, 2))))}
+
+
+def _profile_rollouts(profile: str) -> int:
+    from evoplastic.lifetime import get_profile
+
+    return get_profile(profile).rollouts
+
+
 def _title(runs: list[Run]) -> str:
     if len(runs) == 1:
         c = runs[0].cfg
@@ -108,32 +174,69 @@ def _title(runs: list[Run]) -> str:
 
 
 def plot_rollouts(runs: list[Run], path: Path) -> Path:
-    """Figure 2: mean return +- SE and goal rate per rollout; one line per suite (a run) or a
-    column per suite with one line per point, one colour per point (a sweep)."""
-    if len(runs) == 1:
-        panels = [(runs[0].name, [(s, res, c) for (s, res), c in
-                                  zip(runs[0].evals.items(), _colors(len(runs[0].evals)))])]
-    else:
-        colors = _colors(len(runs))
-        panels = [(s, [(r.name, r.evals[s], c) for r, c in zip(runs, colors) if s in r.evals])
-                  for s in _suites(runs)]
-    fig = _figure(4.2 * len(panels) + 1.5, 6.5)
+    """Figure 2: mean return +- SE and goal rate per rollout, one column per evaluated suite, one
+    colour per run; grey lines: the Oracle and Random baselines on the same tasks (method §7).
+    Column titles say whether the suite is in the training distribution (maze size and crowd)."""
+    colors = _colors(len(runs))
+    panels = [(s, [(r, r.evals[s], c) for r, c in zip(runs, colors) if s in r.evals]) for s in _suites(runs)]
+    fig = _figure(4.2 * len(panels) + 1.5, 6.8)
     axes = fig.subplots(2, len(panels), squeeze=False, sharey="row")
-    for col, (title, lines) in enumerate(panels):
-        for label, res, color in lines:
+    for col, (suite, lines) in enumerate(panels):
+        for run, res, color in lines:
             x = np.arange(1, len(res["rollout_mean"]) + 1)
             mean, se = np.array(res["rollout_mean"]), np.array(res["rollout_se"])
-            axes[0, col].plot(x, mean, marker="o", color=color, label=f"{label} (n={res.get('lifetimes', '?')})")
+            label = f"{run.name} (n={res.get('lifetimes', '?')})"
+            axes[0, col].plot(x, mean, marker="o", color=color, label=label)
             axes[0, col].fill_between(x, mean - se, mean + se, color=color, alpha=0.25)
             axes[1, col].plot(x, 100 * np.array(res["goal_rate"]), marker="o", color=color)
-        axes[0, col].set_title(title)
+        ts = _eval_tasks(lines[0][1])
+        for name, base, style in _eval_baselines(lines[0][1], ts):
+            x = np.arange(1, len(base["rollout_mean"]) + 1)
+            axes[0, col].plot(x, base["rollout_mean"], color="0.35", ls=style, lw=1, label=name)
+            axes[1, col].plot(x, 100 * np.array(base["goal_rate"]), color="0.35", ls=style, lw=1)
+        axes[0, col].set_title(f"{suite}: {_distribution(lines[0][0], ts)}", fontsize="medium")
         axes[0, col].legend(fontsize="small", loc="best")
         axes[1, col].set_xlabel("rollout in the lifetime")
         for ax in axes[:, col]:
             ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0, 0].set_ylabel("return (mean ± SE)")
     axes[1, 0].set_ylabel("goal reached (%)")
+    fig.suptitle(_title(runs))
     return _save(fig, path)
+
+
+def _eval_tasks(res: dict[str, Any]):
+    """The task set an eval result was computed on (its first ``tasks``), or None if it cannot be
+    loaded again (e.g. a task file that has moved)."""
+    from evoplastic.envs import tasks as tasklib
+
+    for spec in filter(None, (res.get("suite"), res.get("source"))):
+        try:
+            return tasklib.load(spec).head(res.get("tasks"))
+        except (FileNotFoundError, ValueError):
+            continue
+    return None
+
+
+def _eval_baselines(res: dict[str, Any], ts) -> list[tuple[str, dict[str, Any], Any]]:
+    """Oracle and Random on ``ts`` with the eval result's rollouts, weights and profile."""
+    if ts is None:
+        return []
+    profile = res.get("profile", "evoplastic")
+    return [(name, _baseline(kind, ts, int(res["rollouts"]), res.get("weights"), profile), style)
+            for name, kind, style in (("Oracle", "oracle", "-."), ("Random", "random", (0, (1, 2))))]
+
+
+def _distribution(run: Run, ts) -> str:
+    """"in distribution" or "OUT of distribution (...)": the suite's maze size and crowd ratio
+    against the run's training tasks."""
+    if ts is None:
+        return "distribution unknown (task set not found)"
+    t, size, crowd = run.cfg.tasks, ts.size, ts.meta.get("crowd_ratio")
+    if size == t.size and (crowd is None or abs(float(crowd) - t.crowd_ratio) < 1e-9):
+        return f"in distribution ({size}x{size})"
+    crowd_text = "" if crowd is None else f", crowd {float(crowd):g}"
+    return f"OUT of distribution ({size}x{size}{crowd_text};\ntrained on {t.size}x{t.size}, crowd {t.crowd_ratio:g})"
 
 
 def _suites(runs: list[Run]) -> list[str]:
@@ -148,17 +251,25 @@ def plot_trajectories(run: Run, path: Path, mazes: int = 3, suite: str | None = 
     Mazes: the first ``mazes`` of ``suite``, or new ones of the run's training size and crowd
     ratio (generator seed ``seed``). Returns the file and a one-line description.
     """
-    from evoplastic import trajectory
+    from evoplastic import lifetime, trajectory
 
     genome, model, source = _best_genome(run)
     tasks = _report_tasks(run.cfg, mazes, suite, seed)
     lt = run.cfg.lifetime
     tr = trajectory.trace(model, genome, tasks, rollouts=lt.rollouts, seed=seed, profile=lt.profile)
-    fig = _figure(2.6 * tr.returns.shape[1] + 0.5, 2.7 * len(tasks) + 1.0)
-    trajectory.draw(fig, tasks, tr)
+    many = _report_tasks(run.cfg, AGGREGATE_TASKS, suite, seed)
+    res = lifetime.evaluate(model, genome[None], many, repeats=1, rollouts=lt.rollouts, seed=seed,
+                            profile=lt.profile)
+    aggregate = (res.reached[0].mean(axis=0), len(many), f"the first {len(many):,} tasks of {many.name}")
+    fig = _figure(2.6 * tr.returns.shape[1] + 1.5, 2.7 * len(tasks) + 2.6)
+    trajectory.draw(fig, tasks, tr, aggregate)
     what = f"{run.name}: {source} of {model.id} (hidden {model.hidden})\n{len(tasks)} mazes of {tasks.name}"
-    fig.suptitle(f"{what}, profile {lt.profile}, seed {seed}; path: dark early, yellow late")
+    fig.suptitle(f"{what}, profile {lt.profile}, seed {seed}\none lifetime per maze (row), its memories "
+                 "kept across the rollouts (columns)")
     return _save(fig, path), what.replace("\n", " in ")
+
+
+AGGREGATE_TASKS = 256  # lifetimes behind the trajectory figure's goal-rate row
 
 
 def _best_genome(run: Run):
@@ -382,7 +493,9 @@ def format_index(path: Path, kind: str, runs: list[Run], written: list[tuple[Pat
     what = "run directory" if kind == "run" else f"sweep directory ({len(runs)} points: " \
         + ", ".join(r.name for r in runs) + ")"
     lines = [f"# Report of `{path}`", "", f"A {what}.", "", "## Written", ""]
-    lines += [f"- [{p.name}]({p.name}): {desc}" for p, desc in written]
+    for p, desc in written:
+        lines += [f"- [{p.name}]({p.name}): {desc}"] + (["", f"  ![{p.stem}]({p.name})", ""]
+                                                        if p.suffix == ".png" else [])
     lines += ["- [index.md](index.md): this file", ""]
     if skipped:
         lines += ["## Skipped", ""] + [f"- {s}" for s in skipped] + [""]

@@ -140,7 +140,8 @@ class RayBackend:
     """Worker actors on a local or remote Ray cluster.
 
     Args:
-        workers: number of actors (None: one per CPU of the cluster).
+        workers: number of actors (None: one per CPU of the cluster; a local instance has as many
+            CPUs as this process may use, see :mod:`evoplastic.localray`).
         address: None starts a local Ray instance; "auto" or "HOST:PORT" joins a cluster.
         timeout: seconds after which a unit counts as hung: its actor is killed and replaced.
         max_restarts: replacement actors started over the backend's life.
@@ -151,12 +152,15 @@ class RayBackend:
     def __init__(self, spec: EvalSpec, workers: int | None = None, address: str | None = None,
                  timeout: float = 600.0, chunks_per_worker: int = 4, max_restarts: int = 8,
                  init_kwargs: dict[str, Any] | None = None) -> None:
+        from evoplastic import localray
+
+        local = localray.init_kwargs(address, workers)  # before importing Ray (token-auth mode)
         import ray
 
         self.spec, self.timeout, self.chunks = spec, float(timeout), chunks_per_worker
         self.restarts_left = max_restarts
         self.events: list[str] = []
-        init_ray(address, **(init_kwargs or {}))
+        init_ray(address, **local, **(init_kwargs or {}))
         self._cls = _actor_class()
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.actors = [self._new_actor() for _ in range(n)]

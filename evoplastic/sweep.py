@@ -149,15 +149,14 @@ def _at(d: dict[str, Any], path: str) -> Any:
     return d
 
 
-def _run_point(point: Point, run_dir: Path, argv: list[str]) -> str:
-    from evoplastic import train
+def _run_point(point: Point, run_dir: Path, argv: list[str], tensorboard: bool = False) -> str:
     from evoplastic.dirlock import DirLock
 
     with DirLock(run_dir, "run directory"):
-        return _train_point(point, run_dir, argv)
+        return _train_point(point, run_dir, argv, tensorboard)
 
 
-def _train_point(point: Point, run_dir: Path, argv: list[str]) -> str:
+def _train_point(point: Point, run_dir: Path, argv: list[str], tensorboard: bool = False) -> str:
     from evoplastic import train
 
     check_reuse(point, run_dir)
@@ -169,6 +168,7 @@ def _train_point(point: Point, run_dir: Path, argv: list[str]) -> str:
                                        generations=point.config.generations)
     else:
         trainer = train.Trainer(point.config, run_dir)
+    trainer.label, trainer.tensorboard = point.name, tensorboard
     try:
         trainer.prepare()
         train.record_command(run_dir, argv)
@@ -232,17 +232,22 @@ def _test_result(run_dir: Path, suite: str) -> dict[str, Any] | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 
-def run(sweep: Sweep, out: Path, argv: list[str]) -> list[str]:
-    """Train (or resume, or skip) every point, test it, and write the summary."""
+def run(sweep: Sweep, out: Path, argv: list[str], tensorboard: bool = False) -> list[str]:
+    """Train (or resume, or skip) every point, test it, and write the summary (``tensorboard``: also
+    log each point's metrics to ``<point>/tensorboard``)."""
     for p in sweep.points:  # every stored run checked before anything is written or started
         check_reuse(p, out / p.name)
     points = sweep.points
     if any(p.config.workers.backend == "ray" for p in points):
+        from evoplastic import localray
+
+        address = points[0].config.workers.address
+        local = localray.init_kwargs(address, sum(p.config.workers.count or 0 for p in points[:sweep.parallel]))
         import ray
 
         from evoplastic.runner import init_ray
 
-        init_ray(points[0].config.workers.address)  # once, before points start side by side
+        init_ray(address, **local)  # once, before points start side by side
         if sweep.parallel > 1:  # share the cluster's CPUs between the points running at once
             share = max(1, int(ray.cluster_resources().get("CPU", 1)) // sweep.parallel)
             points = tuple(_with_workers(p, share) for p in points)
@@ -254,7 +259,7 @@ def run(sweep: Sweep, out: Path, argv: list[str]) -> list[str]:
 
     def one(point: Point) -> None:
         run_dir = out / point.name
-        msg = _run_point(point, run_dir, argv)
+        msg = _run_point(point, run_dir, argv, tensorboard)
         _test_point(sweep, point, run_dir)
         with lock:
             lines.append(msg)

@@ -22,7 +22,6 @@ import logging
 import math
 import shlex
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -40,13 +39,15 @@ from evoplastic.atomic import write_atomic
 from evoplastic.errors import NoWorkersError, Stop, UserError
 from evoplastic.models import get_model
 from evoplastic.models.masked import Masked
+from evoplastic.progress import Progress, open_tensorboard
+from evoplastic.status import last_validation, write_target
 from evoplastic.strategies import make_strategy, restore_strategy
 
 log = logging.getLogger("evoplastic.train")
 
 METRICS = ["generation", "tasks", "best_fitness", "mean_fitness", "median_fitness", "sigma",
            "validation", "best_validation", "evaluations", "dropped", "agent_steps", "seconds",
-           "agent_steps_per_s", "worker_events"]
+           "agent_steps_per_s", "worker_events", "validation_se"]
 # Masked models (issue 7) also log the active fraction of the strategy's mean genome: the genome
 # that validation scores and mean.npz holds (the population's fractions scatter around it).
 MASK_METRICS = ["active_fraction"]
@@ -79,6 +80,9 @@ class Trainer:
         self.strategy = None
         self._val_tasks = None
         self._resumed = False
+        self.label: str | None = None  # shown on progress lines (a sweep point's name)
+        self.tensorboard = False  # also log metric rows to RUN_DIR/tensorboard (tensorboardX)
+        self._progress: Progress | None = None  # the live progress display of run()
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -100,7 +104,7 @@ class Trainer:
         v = self.cfg.validation
         if self._val_tasks is None:
             self._val_tasks = tasklib.load(v.suite).head(v.count)
-        self.backend  # noqa: B018 - connects to Ray now, not after the first files are written
+        self._start_workers()  # connects to Ray now (saying so), not after the first files are written
 
     def start(self) -> None:
         """A fresh run: initial mean ~ N(0, init_std^2), a new strategy, validation of generation 0."""
@@ -112,6 +116,7 @@ class Trainer:
         write_atomic(self.run_dir / "config.yaml", lambda f: f.write(cfglib.dump(c).encode()))
         for name in ("metrics.csv", "metrics.jsonl"):
             (self.run_dir / name).unlink(missing_ok=True)
+        self._start_workers()
         init = np.random.default_rng(derived_seed(c.seed, SEED_INIT))
         mean0 = (c.strategy.init_std * init.standard_normal(self.model.n_gene)).astype(np.float32)
         if hasattr(self.model, "initial_genome"):  # tied rules (Evolving & Merging): the cluster centres
@@ -175,6 +180,8 @@ class Trainer:
         main = threading.current_thread() is threading.main_thread()  # sweeps run points in threads
         old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
         self._snapshot = None
+        progress = self._progress = Progress(generations, self.generation, self.label)
+        tb = None
         try:
             if self.strategy is None:
                 self.start()
@@ -183,11 +190,20 @@ class Trainer:
                 self._reconcile_config_file()
                 self._resumed = False
             self._snapshot = self._checkpoint_arrays()
+            progress.validation = getattr(self, "_last_val", {}).get("validation") or last_validation(self.run_dir)
+            write_target(self.run_dir, generations)
+            tb = open_tensorboard(self.run_dir) if self.tensorboard else None
+            if self.generation < generations:
+                self._start_workers()
+                progress.say(f"training generations {self.generation + 1}..{generations} "
+                             f"({self.cfg.strategy.popsize} genomes a generation, {self.cfg.tasks.repeats} lifetimes per task)")
             while self.generation < generations:
-                self.step()
+                row = self.step()
                 if self.generation % self.cfg.checkpoint.interval == 0:
                     self.save_checkpoint()
-                self._progress(generations)
+                progress.update(row, self.best_validation)
+                if tb is not None:
+                    tb.add(row)
             self.save_checkpoint()
         except Stop:
             if self._snapshot is None:
@@ -206,8 +222,10 @@ class Trainer:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-            if sys.stderr.isatty():
-                print(file=sys.stderr)
+            progress.close()
+            self._progress = None
+            if tb is not None:
+                tb.close()
 
     def step(self) -> dict[str, Any]:
         """One generation: sample tasks, ask, evaluate, tell, validate when due."""
@@ -263,7 +281,8 @@ class Trainer:
         score = float(res.fitness[0])
         if score > self.best_validation:
             self.best_validation, self.best_genome, self.best_generation = score, mean.copy(), self.generation
-        self._last_val = {"validation": score, "best_validation": self.best_validation}
+        self._last_val = {"validation": score, "best_validation": self.best_validation,
+                          "validation_se": res.summary(0)["weighted_se"]}  # over validation lifetimes
 
     # -- checkpoints and files ---------------------------------------------------------------
 
@@ -295,8 +314,10 @@ class Trainer:
         full = {k: row.get(k, "") for k in self.metrics}
         csv_path = self.run_dir / "metrics.csv"
         new = not csv_path.exists()
+        # a run resumed from an older version keeps its file's columns
+        fields = self.metrics if new else csv_path.open().readline().strip().split(",")
         with open(csv_path, "a", newline="") as f:
-            w = csv.DictWriter(f, self.metrics)
+            w = csv.DictWriter(f, fields, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow(full)
@@ -337,14 +358,27 @@ class Trainer:
         with open(self.run_dir / "events.log", "a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
-    def _progress(self, total: int) -> None:
-        line = (f"generation {self.generation}/{total}  sigma {self.strategy.sigma:.4g}  "
-                f"best validation {self.best_validation:.3f}")
-        if sys.stderr.isatty():
-            done = int(30 * self.generation / max(total, 1))
-            print(f"\r[{'#' * done}{'.' * (30 - done)}] {line}", end="", file=sys.stderr, flush=True)
-        elif self.generation % max(1, total // 20) == 0 or self.generation == total:
-            print(line, file=sys.stderr, flush=True)
+    def _say(self, text: str) -> None:
+        """A line now, labelled with the sweep point (ends a live progress line first)."""
+        (self._progress or Progress(0, label=self.label)).say(text)
+
+    def _start_workers(self) -> None:
+        """Start the backend now, saying so first: Ray start-up and kernel compilation take a while."""
+        if self._backend is not None:
+            return
+        w = self.cfg.workers
+        if w.backend == "inprocess":
+            self._say(f"{self.run_dir}: evaluating in this process; the lifetime kernels compile on first use...")
+            return
+        from evoplastic.localray import usable_cpus
+
+        where = f"the Ray cluster at {w.address}" if w.address else "a local Ray instance"
+        count = (f"{w.count} worker{'s' if w.count != 1 else ''}" if w.count else "one worker per CPU" if w.address
+                 else f"{usable_cpus()} workers (one per usable CPU)")
+        self._say(f"{self.run_dir}: starting {count} on {where}; they compile the lifetime kernels...")
+        t0 = time.perf_counter()
+        n = self.backend.workers
+        self._say(f"{n} worker{'s' if n != 1 else ''} ready in {time.perf_counter() - t0:.1f} s")
 
     def close(self) -> None:
         if self._backend is not None:

@@ -82,20 +82,55 @@ def trace(
     return Trace(paths, res.returns[0, keep], res.reached[0, keep], steps)
 
 
-def draw(fig, tasks: TaskSet, tr: Trace) -> None:
-    """Draw ``tr`` on a matplotlib Figure: mazes as rows, rollouts as columns (the paper's Figure 4)."""
+def draw(fig, tasks: TaskSet, tr: Trace, aggregate: tuple[np.ndarray, int, str] | None = None) -> None:
+    """Draw ``tr`` on a matplotlib Figure: mazes as rows, rollouts as columns (the paper's Figure 4).
+
+    Rows are labelled with the task set's name and each task's index in it; a legend explains the
+    start and goal markers and a colour bar the step count along the paths. ``aggregate`` =
+    (goal rate per rollout (R,) in [0, 1], number of lifetimes, what they are) adds a bottom row
+    with that goal rate, to show where the drawn mazes stand among many.
+    """
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+
     rollouts = tr.returns.shape[1]
-    axes = fig.subplots(len(tasks), rollouts, squeeze=False)
-    for t in range(len(tasks)):
+    rows = len(tasks) + (aggregate is not None)
+    grid = fig.add_gridspec(rows, rollouts, height_ratios=[1] * len(tasks) + ([0.55] if aggregate else []))
+    ids = tasks.meta.get("task_ids", range(len(tasks)))
+    longest = max(1, max(len(p) - 1 for paths in tr.paths for p in paths))
+    for t, task_id in zip(range(len(tasks)), ids):
         for r in range(rollouts):
-            draw_path(axes[t, r], tasks.walls[t], tr.paths[t][r], tasks.start[t], tasks.goal[t])
-            axes[t, r].set_title(f"rollout {r + 1}: {tr.returns[t, r]:+.2f}"
-                                 + (" (goal)" if tr.reached[t, r] else ""), fontsize="medium")
-        axes[t, 0].set_ylabel(f"maze {t + 1}")
+            ax = fig.add_subplot(grid[t, r])
+            draw_path(ax, tasks.walls[t], tr.paths[t][r], tasks.start[t], tasks.goal[t], vmax=longest)
+            ax.set_title(f"rollout {r + 1}: {tr.returns[t, r]:+.2f}, {tr.steps[t, r]} steps"
+                         + (" (goal)" if tr.reached[t, r] else ""), fontsize="small")
+            if r == 0:
+                ax.set_ylabel(f"{tasks.name}\ntask #{task_id}")
+    fig.colorbar(ScalarMappable(Normalize(0, longest), colormaps["plasma"]), ax=fig.axes, shrink=0.6,
+                 label="step along the path")
+    fig.legend(handles=[Line2D([], [], ls="", marker="o", color="tab:green", ms=9, label="start"),
+                        Line2D([], [], ls="", marker="*", color="tab:red", ms=13, label="goal")],
+               loc="outside right lower", fontsize="small")
+    if aggregate is not None:
+        rate, n, what = aggregate
+        ax = fig.add_subplot(grid[-1, :])
+        x = np.arange(1, rollouts + 1)
+        ax.plot(x, 100 * np.asarray(rate), marker="o", color="tab:blue")
+        for xi, yi in zip(x, 100 * np.asarray(rate)):
+            ax.annotate(f"{yi:.0f}%", (xi, yi), textcoords="offset points", xytext=(0, 6), ha="center",
+                        fontsize="small")
+        ax.set_xticks(x, [f"rollout {i}" for i in x])
+        ax.set_ylim(0, 115)
+        ax.set_ylabel("goal reached (%)")
+        ax.set_title(f"the same genome over {n:,} lifetimes: {what}", fontsize="small")
 
 
-def draw_path(ax, walls: np.ndarray, cells: np.ndarray, start: np.ndarray, goal: np.ndarray) -> None:
-    """Walls in grey, the path coloured from dark (first step) to yellow (last), start o, goal *."""
+def draw_path(ax, walls: np.ndarray, cells: np.ndarray, start: np.ndarray, goal: np.ndarray,
+              vmax: int | None = None) -> None:
+    """Walls in grey, the path coloured by step from dark (first) to yellow (``vmax``, default its
+    last step), start o, goal *."""
     from matplotlib.collections import LineCollection
 
     ax.imshow(walls, cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
@@ -104,6 +139,7 @@ def draw_path(ax, walls: np.ndarray, cells: np.ndarray, start: np.ndarray, goal:
         segments = np.stack([xy[:-1], xy[1:]], axis=1)
         lc = LineCollection(segments, cmap="plasma", linewidths=2.0, alpha=0.8)
         lc.set_array(np.arange(len(segments)))
+        lc.set_clim(0, vmax if vmax is not None else len(segments))
         ax.add_collection(lc)
     ax.plot(start[1], start[0], "o", color="tab:green", ms=9)
     ax.plot(goal[1], goal[0], "*", color="tab:red", ms=13)

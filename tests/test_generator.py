@@ -15,6 +15,8 @@ import pytest
 
 from evoplastic.envs import generator, tasks
 
+from _paperfiles import paper_file
+
 REF_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 # The paper's sizes and crowd ratios (SPEC 1), plus the smallest size and one more.
@@ -323,7 +325,13 @@ def test_fidelity_comparison_detects_wrong_algorithms(mutant: str, n: int, count
 # Fidelity: against task files of the paper's MetaGym generator
 
 
+_PUBLISHED = {"maze9_c030_2048.dat": "paper-maze9", "maze15_c030_1024.dat": "paper-maze15"}
+
+
 def _reference(name: str) -> tasks.TaskSet:
+    """A MetaGym task file: the published ones from the cache (see _paperfiles), 21x21 from ../shared."""
+    if name in _PUBLISHED:
+        return tasks.load_reference(paper_file(_PUBLISHED[name]))
     path = REF_DIR / name
     if not path.exists():
         pytest.skip(f"reference task file {path} absent (../shared/reference is not checked out)")

@@ -26,15 +26,7 @@ from evoplastic.envs import tasks
 from evoplastic.models import get_model
 from evoplastic.safepickle import CorruptPickleError, UnsafePickleError
 
-REF_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
-DEMO = REF_DIR / "decprnn_postdn_demo.dat"
-MAZE9 = REF_DIR / "maze9_c030_2048.dat"
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"reference file {path} absent (../shared/reference is not checked out)")
-    return path
+from _paperfiles import paper_file
 
 
 # -- expected layouts, by hand ----------------------------------------------------------------
@@ -164,7 +156,7 @@ def test_current_and_bare_vector_checkpoints(tmp_path: Path, bare: bool) -> None
 
 
 def test_demo_checkpoint_round_trip(tmp_path: Path) -> None:
-    path = _need(DEMO)
+    path = paper_file("paper-genome")
     ck = reference.read_checkpoint(path)
     assert ck.source_format == "current" and ck.generation == 49000 and ck.population.shape == (360, 1347)
     out = tmp_path / "demo.npz"
@@ -278,7 +270,7 @@ def test_wrong_genome_length_names_the_fitting_model(tmp_path: Path, capsys: pyt
 # -- the published genome ---------------------------------------------------------------------
 
 def test_eval_accepts_a_reference_checkpoint_like_its_import(tmp_path: Path) -> None:
-    path, maze9 = _need(DEMO), _need(MAZE9)
+    path, maze9 = paper_file("paper-genome"), paper_file("paper-maze9")
     genome = tmp_path / "demo.npz"
     assert main(["import-reference", str(path), "--model", "decprnn-postdn", "--out", str(genome)]) == 0
     runs = []
@@ -296,8 +288,8 @@ def test_demo_genome_learns_9x9_mazes_far_above_random() -> None:
     """The paper's DecPRNN(PostDN) under the 2022-08 profile on 64 of the reference 9x9 tasks: it
     should reach the goal in most mazes by its last rollouts and improve over rollout 1; Random
     (same tasks, 8 rollouts) reaches it in under half and scores about -1.2."""
-    g, _ = reference.import_genome(_need(DEMO), "decprnn-postdn")
-    ts = tasks.load_reference(_need(MAZE9)).head(64)
+    g, _ = reference.import_genome(paper_file("paper-genome"), "decprnn-postdn")
+    ts = tasks.load_reference(paper_file("paper-maze9")).head(64)
     res = lifetime.evaluate(get_model("decprnn-postdn"), g[None], ts, profile="reference-2022-08").summary(0)
     rnd = baselines.evaluate("random", ts, 8, 1, 0, None, "v1")
     last, first = res["rollout_mean"][-1], res["rollout_mean"][0]

@@ -199,3 +199,39 @@ def test_masked_run_reports_its_active_fraction(tmp_path: Path) -> None:
     make_run(tmp_path / "plain", 8, evals=False)
     report.write_report(tmp_path / "plain", tmp_path / "out2")
     assert "active fraction" not in (tmp_path / "out2" / "table.md").read_text()
+
+
+# -- plots that explain themselves ------------------------------------------------------------
+
+def test_index_embeds_every_figure(sweep: Path, tmp_path: Path) -> None:
+    report.write_report(sweep / "h16", tmp_path)
+    index = (tmp_path / "index.md").read_text()
+    for name in FIGURES:
+        assert f"![{Path(name).stem}]({name})" in index
+
+
+def test_validation_se_is_logged(sweep: Path) -> None:
+    m = report.read_metrics(sweep / "h16" / "metrics.csv")
+    have = np.isfinite(m["validation"])
+    assert have.any() and np.isfinite(m["validation_se"][have]).all() and (m["validation_se"][have] > 0).all()
+    assert np.isnan(m["validation_se"][~have]).all()
+
+
+def test_moving_average() -> None:
+    v = np.array([1.0, 2.0, np.nan, 4.0, 5.0])
+    assert np.allclose(report.moving_average(v, 3), [1.5, 1.5, 3.0, 4.5, 4.5])
+    assert report.moving_average(v, 1) is not None and np.array_equal(report.moving_average(v, 1), v, equal_nan=True)
+    assert [report.smoothing_window(n) for n in (10, 60, 300, 3000)] == [1, 3, 11, 101]
+
+
+def test_baselines_and_distribution_of_an_eval(sweep: Path) -> None:
+    run = report.load_run(sweep / "h16")  # trained on 9x9, crowd 0.30 (smoke.yaml)
+    res9, res15 = run.evals["maze9"], run.evals["maze15"]
+    ts9, ts15 = report._eval_tasks(res9), report._eval_tasks(res15)
+    assert len(ts9) == res9["tasks"] and ts15.size == 15
+    assert report._distribution(run, ts9).startswith("in distribution")
+    assert report._distribution(run, ts15).startswith("OUT of distribution (15x15, crowd 0.35")
+    (oracle_name, oracle, _), (random_name, random, _) = report._eval_baselines(res9, ts9)
+    assert (oracle_name, random_name) == ("Oracle", "Random")
+    assert oracle["goal_rate"] == [1.0] * res9["rollouts"] and oracle["weighted_mean"] > random["weighted_mean"]
+    assert report._eval_baselines(res9, None) == [] and "unknown" in report._distribution(run, None)

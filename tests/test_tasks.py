@@ -21,6 +21,8 @@ from evoplastic import safepickle
 from evoplastic.envs import tasks
 from evoplastic.safepickle import CorruptPickleError, UnsafePickleError
 
+from _paperfiles import paper_file
+
 REF_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 # sha256 of (walls, start, goal) bytes of every suite, computed once with generator version 1.
@@ -217,7 +219,13 @@ def test_missing_files(tmp_path: Path) -> None:
 # Reference task files (SPEC 6)
 
 
+_PUBLISHED = {"maze9_c030_2048.dat": "paper-maze9", "maze15_c030_1024.dat": "paper-maze15"}
+
+
 def _ref(name: str) -> Path:
+    """A published task file from the cache (see _paperfiles); the 21x21 set is only in ../shared."""
+    if name in _PUBLISHED:
+        return paper_file(_PUBLISHED[name])
     path = REF_DIR / name
     if not path.exists():
         pytest.skip(f"reference file {path} absent (../shared/reference is not checked out)")
