@@ -1,9 +1,9 @@
-"""MetaMaze2D task generator (SPEC 1, "Generation"), vectorized over a block of tasks.
+"""MetaMaze2D task generator (method §1, "Generation"), vectorized over a block of tasks.
 
 The reference algorithm works on one maze at a time: it shuffles the remaining interior walls every
 round and scans them for the first one that qualifies. A shuffled scan that stops at the first
 qualifying wall picks uniformly among the qualifying walls, so this module draws that choice directly
-(SPEC 1 allows it), for a whole block of mazes in lock step. The distributions are the same; the
+(method §1 allows it), for a whole block of mazes in lock step. The distributions are the same; the
 literal algorithm lives in ``tests/test_generator.py`` and the two are compared there statistically.
 
 Equivalences used (each per maze, per round):
@@ -31,7 +31,7 @@ from evoplastic.limits import MAX_TASK_BYTES
 
 GENERATOR_VERSION = 1
 BLOCK = 256
-GOAL_FACTOR = 0.45  # SPEC 1: the goal must be farther than 0.45 n from the start
+GOAL_FACTOR = 0.45  # method §1: the goal must be farther than 0.45 n from the start
 
 # Generation time grows about as n^5 (256 mazes: 21x21 0.13 s, 31x31 0.6 s, 41x41 1.9 s on one core);
 # past this size a suite takes minutes with no use in sight (the paper stops at 21x21).
@@ -40,7 +40,7 @@ _BIG = np.int16(32000)  # label of a wall in the "low" label array (so min() ign
 
 
 def check_size(n: int) -> None:
-    """Raise UserError unless ``n`` is an odd maze size in 7..MAX_SIZE (SPEC 1)."""
+    """Raise UserError unless ``n`` is an odd maze size in 7..MAX_SIZE (method §1)."""
     if int(n) != n or n < 7 or n % 2 == 0:
         raise UserError(f"maze size must be an odd integer >= 7, got {n!r}")
     if n > MAX_SIZE:
@@ -54,7 +54,7 @@ def _check_crowd(crowd_ratio: float) -> None:
 
 
 def _draw_start_goal(rng: np.random.Generator, count: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """SPEC 1 steps 2-3 for ``count`` mazes: start (count, 2) and goal (count, 2), int16."""
+    """method §1 steps 2-3 for ``count`` mazes: start (count, 2) and goal (count, 2), int16."""
     h = (n - 1) // 2
     start = 2 * rng.integers(0, h, size=(count, 2)) + 1
     odd = 2 * np.stack(np.divmod(np.arange(h * h), h), axis=1) + 1  # (h*h, 2) odd cells
@@ -88,7 +88,7 @@ def _neighbours(a: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _remove_walls(rng: np.random.Generator, count: int, n: int, crowd_ratio: float) -> np.ndarray:
-    """SPEC 1 step 4 for ``count`` mazes in lock step. Returns walls (count, n, n) uint8."""
+    """method §1 step 4 for ``count`` mazes in lock step. Returns walls (count, n, n) uint8."""
     h = (n - 1) // 2
     m = n - 2
     lo, hi = _initial_labels(count, n)
@@ -106,7 +106,7 @@ def _remove_walls(rng: np.random.Generator, count: int, n: int, crowd_ratio: flo
         up, down, left, right = _neighbours(hi)
         mx = np.maximum(np.maximum(up, down), np.maximum(left, right))
         multi = (regions > 1)[:, None, None]
-        # SPEC 1: >= 2 distinct regions among open neighbours, or (one region) any open neighbour.
+        # method §1: >= 2 distinct regions among open neighbours, or (one region) any open neighbour.
         qual = (wall & np.where(multi, mx > mn, mx >= 0)).reshape(count, m * m)
         n_qual = qual.sum(1)
         pick = np.minimum((rng.random(count) * n_qual).astype(np.int64), np.maximum(n_qual - 1, 0))

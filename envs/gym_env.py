@@ -1,4 +1,4 @@
-"""Gymnasium front ends of the MetaMaze2D maze (SPEC 1), built on :class:`VectorMaze`.
+"""Gymnasium front ends of the MetaMaze2D maze (method §1), built on :class:`VectorMaze`.
 
 Meta-learning semantics: a maze is the *task of a lifetime*, an episode is one *rollout* in it.
 ``reset(seed=...)`` reseeds the environment and draws a new maze; ``reset()`` without a seed starts
@@ -116,7 +116,7 @@ def render_rgb(
 
 
 class MetaMaze2DEnv(gymnasium.Env):
-    """One MetaMaze2D maze (SPEC 1) as a Gymnasium env; the maze is the task of a lifetime.
+    """One MetaMaze2D maze (method §1) as a Gymnasium env; the maze is the task of a lifetime.
 
     Observation: (9,) float32, the 3x3 window around the agent (``encoding`` v1 or v2).
     Actions: Discrete(4), ``0: i-1, 1: i+1, 2: j-1, 3: j+1``. Reward -0.01 per step, +1 on
@@ -124,7 +124,7 @@ class MetaMaze2DEnv(gymnasium.Env):
 
     Args:
         size: odd maze size >= 7 of generated mazes (ignored when ``tasks`` is given).
-        crowd_ratio: wall density of generated mazes (SPEC 1; ignored when ``tasks`` is given).
+        crowd_ratio: wall density of generated mazes (method §1; ignored when ``tasks`` is given).
         encoding: "v1" or "v2" observation encoding.
         max_steps: episode (rollout) length cap.
         tasks: a :class:`TaskSet`, or a suite name / task file path for :func:`tasks.load`; new

@@ -1,4 +1,4 @@
-"""The vectorized MetaMaze2D maze (SPEC 1, "Dynamics" and "Observation").
+"""The vectorized MetaMaze2D maze (method §1, "Dynamics" and "Observation").
 
 State is numpy arrays with a leading batch axis, one row per running episode ("lifetime slot").
 Several slots may share one maze: ``task_index`` maps each slot to a row of the task arrays, so a
@@ -6,7 +6,7 @@ population of genomes facing the same tasks stores every grid once.
 
 Internally a maze is a padded ``(n+2) x (n+2)`` grid, flattened, and the agent is a flat index into
 it; a move is one add and one gather, an observation one gather of the 3x3 window. The pad ring is
-"outside the grid" (observed as a wall, SPEC 1). Agents never reach it because the border is wall.
+"outside the grid" (observed as a wall, method §1). Agents never reach it because the border is wall.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ GOAL_REWARD = 1.0
 N_ACTIONS = 4  # 0: i-1, 1: i+1, 2: j-1, 3: j+1
 OBS_SIZE = 9
 
-# v1 codes (SPEC 1): wall +1, free 0, goal -1, outside +1; v2 is the exact negation.
+# v1 codes (method §1): wall +1, free 0, goal -1, outside +1; v2 is the exact negation.
 _WALL, _FREE, _GOAL, _OUTSIDE = 1, 0, -1, 1
 
 
@@ -94,8 +94,8 @@ class VectorMaze:
         walls: (T, n, n) uint8/bool, 1 = wall.
         start, goal: (T, 2) int cells.
         task_index: (B,) int rows of the task arrays, one per slot; default ``arange(T)``.
-        encoding: "v1" or "v2" (SPEC 1).
-        max_steps: episode length cap (SPEC 1: 200).
+        encoding: "v1" or "v2" (method §1).
+        max_steps: episode length cap (method §1: 200).
     """
 
     def __init__(
@@ -164,7 +164,7 @@ class VectorMaze:
         return self.observe()
 
     def step(self, actions: np.ndarray, check: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Apply one action per slot (SPEC 1 dynamics). Slots already done do not move.
+        """Apply one action per slot (method §1 dynamics). Slots already done do not move.
 
         Args:
             actions: (B,) int in 0..3.

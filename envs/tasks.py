@@ -2,7 +2,7 @@
 
 A task set is three arrays (``walls`` (T, n, n) uint8, ``start`` and ``goal`` (T, 2) int16) and a
 metadata dict. On disk it is an ``.npz`` holding those arrays and ``meta`` (a JSON string), read
-with ``allow_pickle=False``. Suites (SPEC 7) are generated on demand from fixed seeds; generation is
+with ``allow_pickle=False``. Suites (method §7) are generated on demand from fixed seeds; generation is
 deterministic, so a suite is the same bytes on every machine (a test pins their hashes).
 """
 
@@ -41,7 +41,7 @@ class SuiteSpec:
     doc: str
 
 
-# SPEC 7 test suites (2,048 tasks) and validation suites (1,024 tasks, other seeds).
+# method §7 test suites (2,048 tasks) and validation suites (1,024 tasks, other seeds).
 _TEST = {
     "maze9": (9, 0.30, "9x9, the paper's small training/test size"),
     "maze15": (15, 0.35, "15x15, the paper's main size"),
@@ -201,7 +201,7 @@ def _checked(walls: np.ndarray, start: np.ndarray, goal: np.ndarray, meta: dict[
 
 
 def load_reference(path: str | Path) -> TaskSet:
-    """Read a task file of the paper's code (SPEC 6) with the restricted unpickler."""
+    """Read a task file of the paper's code (method §6) with the restricted unpickler."""
     from evoplastic import safepickle
 
     path = Path(path)

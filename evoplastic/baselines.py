@@ -1,4 +1,4 @@
-"""SPEC 7 baselines run as lifetimes: Oracle (shortest path, full knowledge) and Random (uniform).
+"""method §7 baselines run as lifetimes: Oracle (shortest path, full knowledge) and Random (uniform).
 
 Both run through the same vectorized maze as the learners, with the same rollout loop, so their
 tables are directly comparable with evolved genomes.

@@ -526,9 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--count", type=_positive, default=None, help="use only the first N tasks (default: all)")
     b.add_argument("--seed", type=_nonneg, default=0, help="seed of the random actions (default 0)")
     b.add_argument("--weights", type=_csv_floats, default=None,
-                   help="rollout weights, comma-separated (default: SPEC 2's for that many rollouts)")
+                   help="rollout weights, comma-separated (default: method §2's for that many rollouts)")
     b.add_argument("--encoding", choices=["v1", "v2"], default="v2",
-                   help="observation encoding, SPEC 1 (default v2)")
+                   help="observation encoding, method §1 (default v2)")
     b.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     b.set_defaults(func=_cmd_baseline)
 
@@ -550,14 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--rollouts", type=_positive, default=None,
                    help="rollouts per lifetime (default: the profile's, 3 or 8)")
     e.add_argument("--weights", type=_csv_floats, default=None,
-                   help="rollout weights, comma-separated (default: SPEC 2's for that many rollouts)")
+                   help="rollout weights, comma-separated (default: method §2's for that many rollouts)")
     e.add_argument("--repeats", type=_positive, default=None, help="lifetimes per task (default: protocol's, else 1)")
     e.add_argument("--count", type=_positive, default=None,
                    help="use only the first N tasks of each suite (default: protocol's, else all)")
     e.add_argument("--seed", type=_nonneg, default=0, help="seed of the lifetimes' action sampling (default 0)")
     e.add_argument("--profile", default="evoplastic", choices=["evoplastic", "reference-2022-08"],
                    help="lifetime conventions: evoplastic (default) or reference-2022-08, the one the "
-                        "paper-genome was trained with (SPEC 5)")
+                        "paper-genome was trained with (method §5)")
     e.add_argument("--json", metavar="OUT", default=None, help="write the result as JSON ('-': stdout)")
     e.add_argument("--csv", metavar="OUT", default=None, help="write one line per genome and suite as CSV")
     e.add_argument("--backend", choices=["auto", "ray", "inprocess"], default="auto",
@@ -604,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.set_defaults(func=_cmd_reference_list)
 
     ir = sub.add_parser("import-reference", help="import the paper code's checkpoint as a genome .npz")
-    ir.add_argument("checkpoint", help="reference checkpoint .dat (8 pickles, SPEC 6), or paper-genome")
+    ir.add_argument("checkpoint", help="reference checkpoint .dat (8 pickles, method §6), or paper-genome")
     ir.add_argument("--model", default=None,
                     help="model id the checkpoint was trained as (default for paper-genome: decprnn-postdn)")
     ir.add_argument("--hidden", type=_positive, default=64, help="hidden units (default 64)")

@@ -34,16 +34,16 @@ class ConfigError(UserError):
 class ModelConfig:
     id: str = "decprnn-postdn"  # a model id of `evoplastic models`; `<recurrent id>+mask`: structure mask
     hidden: int = 64
-    # Fitness cost per unit of active fraction of a masked model (issue 7): fitness -= frugality *
+    # Fitness cost per unit of active fraction of a masked model: fitness -= frugality *
     # (active hidden units / hidden). Needs a `+mask` model when > 0.
     frugality: float = 0.0
 
 
 @dataclass(frozen=True)
 class LifetimeConfig:
-    profile: str = "evoplastic"  # evoplastic | reference-2022-08 (SPEC 5)
+    profile: str = "evoplastic"  # evoplastic | reference-2022-08 (method §5)
     rollouts: int | None = None  # None: the profile's (3 or 8)
-    weights: tuple[float, ...] | None = None  # None: SPEC 2's weights for that many rollouts
+    weights: tuple[float, ...] | None = None  # None: method §2's weights for that many rollouts
     # auto: the fused engine where it covers the model, else lock-step; never changes a number
     engine: str = "auto"  # auto | fused | lockstep
 
@@ -55,7 +55,7 @@ class TasksConfig:
     size: int = 9
     crowd_ratio: float = 0.30
     repeats: int = 4  # lifetimes per task and genome
-    # Curriculum (SPEC 4): (from generation, number of tasks), first entry at generation 0.
+    # Curriculum (method §4): (from generation, number of tasks), first entry at generation 0.
     schedule: tuple[tuple[int, int], ...] = ((0, 2), (4000, 4), (8000, 8))
 
 
@@ -64,7 +64,7 @@ class StrategyConfig:
     name: str = "sepcma"  # sepcma | reference-sepcma
     popsize: int = 360
     sigma0: float = 0.01
-    init_std: float = 0.05  # initial mean ~ N(0, init_std^2) (SPEC 4)
+    init_std: float = 0.05  # initial mean ~ N(0, init_std^2) (method §4)
     options: dict[str, Any] = field(default_factory=dict)  # strategy-specific, checked by the strategy
 
 

@@ -76,7 +76,7 @@ def resolve(source: str, which: str = "best", model: str | None = None, hidden: 
             raise UserError(f"{source}: neither a run directory (no checkpoints/) nor a sweep directory "
                              "(no run directories inside)")
         return [_check(_from_run(p, which, p.name), model) for p in points]
-    if path.suffix == ".dat":  # a reference checkpoint: its mean vector (SPEC 6)
+    if path.suffix == ".dat":  # a reference checkpoint: its mean vector (method §6)
         from evoplastic import reference
 
         if not model:

@@ -65,7 +65,7 @@ if K.HAVE_NUMBA:
 
     @njit
     def select_action(y, key, counter, p_fixed):  # pragma: no cover - compiled
-        """SPEC 2 action selection (as :func:`evoplastic.lifetime.select_actions`, float64):
+        """method §2 action selection (as :func:`evoplastic.lifetime.select_actions`, float64):
         greedy ``argmax y[0:4]`` with probability ``p`` (``p_fixed`` if >= 0, else
         ``sigmoid(2 y[4])``), else a sample of ``softmax(y[0:4])``."""
         p = p_fixed if p_fixed >= 0 else 1.0 / (1.0 + math.exp(-2.0 * float(y[4])))
@@ -161,7 +161,7 @@ if K.HAVE_NUMBA:
                         MK.meta_row(g, lay, kind == KIND_META_LSTM, wm, h, c, x, True, y, pre, zm, t)
                     action = select_action(y, key, 3 * (slot0 + steps), p_fixed)
                     target = pos + moves[action]
-                    if not blocked[target]:  # a wall bump leaves the agent in place (SPEC 1)
+                    if not blocked[target]:  # a wall bump leaves the agent in place (method §1)
                         pos = target
                     steps += 1
                     reward = _STEP_R

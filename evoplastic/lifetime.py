@@ -1,4 +1,4 @@
-"""The batched lifetime evaluator (SPEC 2): genomes x tasks x repeats, forward passes only.
+"""The batched lifetime evaluator (method §2): genomes x tasks x repeats, forward passes only.
 
 A lifetime is one genome in one maze for ``R`` rollouts; its memories are zeroed once, at the
 start, and carried across rollouts. All lifetimes of a batch run in lock step; a lifetime whose
@@ -14,15 +14,15 @@ Randomness (so that any split of the lifetimes gives the same numbers): lifetime
   (greedy if ``u < p``), ``v = rng.uniform(key, 3 * slot(r, i) + 1)`` samples the action as the
   first index whose cumulative softmax probability exceeds ``v``.
 
-Action selection (SPEC 2), computed in float64 from the float32 outputs ``y``:
+Action selection (method §2), computed in float64 from the float32 outputs ``y``:
 ``p = sigmoid(2 y[4])`` (profile ``reference-2022-08``: ``p = 0.5`` in the first rollout); with
 probability ``p`` take ``argmax(y[0:4])``, otherwise sample from ``softmax(y[0:4])``.
 
 Input (15, float32): the 9 observation values, one-hot of the previous action, the previous step's
 reward and done flag (0 at the first step of a rollout; zeros if the profile does not feed them).
 
-Fitness (SPEC 2): the weighted rollout score averaged over lifetimes, minus ``lambda RMS(theta)``,
-and, for a model with a structure mask (``<id>+mask``, issue 7), minus
+Fitness (method §2): the weighted rollout score averaged over lifetimes, minus ``lambda RMS(theta)``,
+and, for a model with a structure mask (``<id>+mask``), minus
 ``frugality * active_fraction`` (the genome's fraction of active hidden units). Both penalties are
 subtracted once, in :func:`fitness_of`, which the runner also uses to assemble a generation.
 """
@@ -42,12 +42,12 @@ from evoplastic.envs.tasks import TaskSet
 from evoplastic.models.base import F32, N_IN, Model
 from evoplastic.results import WEIGHTS, check_weights, default_weights, summarize
 
-RMS_LAMBDA = 1e-6  # SPEC 2
+RMS_LAMBDA = 1e-6  # method §2
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Evaluation behaviour (SPEC 5): encoding, reward/done inputs, first-rollout p, rollouts."""
+    """Evaluation behaviour (method §5): encoding, reward/done inputs, first-rollout p, rollouts."""
 
     name: str
     encoding: str
@@ -60,9 +60,9 @@ class Profile:
 
 PROFILES = {
     "evoplastic": Profile("evoplastic", "v2", True, None, 3, WEIGHTS[3],
-                          "SPEC 2: v2 observations, reward/done fed, p = sigmoid(2 y4) always"),
+                          "method §2: v2 observations, reward/done fed, p = sigmoid(2 y4) always"),
     "reference-2022-08": Profile("reference-2022-08", "v1", True, 0.5, 8, WEIGHTS[8],
-                                 "SPEC 5: the paper code of 2022-08 (v1, p = 0.5 in rollout 1, 8 rollouts)"),
+                                 "method §5: the paper code of 2022-08 (v1, p = 0.5 in rollout 1, 8 rollouts)"),
 }
 
 
@@ -78,7 +78,7 @@ class LifetimeResult:
     """Per-genome fitness and per-lifetime, per-rollout records.
 
     Attributes:
-        fitness: (P,) float64, SPEC 2 (weighted score averaged over lifetimes, minus lambda RMS,
+        fitness: (P,) float64, method §2 (weighted score averaged over lifetimes, minus lambda RMS,
             minus the frugality cost of a masked model).
         returns, reached, steps: (P, L, R) with L = tasks x repeats (task-major).
         agent_steps: network + env steps actually taken by live lifetimes.
@@ -111,7 +111,7 @@ class LifetimeResult:
 
 
 def select_actions(y: np.ndarray, key: np.ndarray, counter: int, p_fixed: float | None) -> np.ndarray:
-    """SPEC 2 action selection for outputs y (B, 5) float32; draws ``counter`` and ``counter + 1``.
+    """method §2 action selection for outputs y (B, 5) float32; draws ``counter`` and ``counter + 1``.
 
     Compiled (the fused engine's own :func:`evoplastic.fused.select_action`, row by row) when
     numba is available, so both engines take the same exponentials; numpy otherwise.
@@ -233,8 +233,8 @@ def _run_batch(model: Model, params: dict[str, np.ndarray], maze: VectorMaze, ke
 def fitness_of(returns: np.ndarray, weights: np.ndarray, genomes: np.ndarray,
                rms_lambda: float = RMS_LAMBDA, frugality: float = 0.0,
                active_fraction: np.ndarray | None = None) -> np.ndarray:
-    """SPEC 2 fitness (P,): the weighted rollout score averaged over lifetimes, minus lambda RMS,
-    minus ``frugality * active_fraction`` (issue 7: structure masks pay for their active units).
+    """method §2 fitness (P,): the weighted rollout score averaged over lifetimes, minus lambda RMS,
+    minus ``frugality * active_fraction`` (structure masks pay for their active units).
 
     ``returns`` (P, L, R), ``weights`` (R,), ``genomes`` (P, N), ``active_fraction`` (P,) (needed
     when ``frugality`` is not 0: see ``Model.active_fraction``).
@@ -265,8 +265,8 @@ class EvalSpec:
         profile: evaluation behaviour (:data:`PROFILES`).
         rollouts, weights: rollouts per lifetime and their score weights (None: the profile's).
         frugality: cost per unit of active fraction of a masked model (paid once in the fitness).
-        max_steps: episode length cap (SPEC 1: 200).
-        rms_lambda: the SPEC 2 RMS penalty.
+        max_steps: episode length cap (method §1: 200).
+        rms_lambda: the method §2 RMS penalty.
         engine: ``auto`` (fused where the model is covered, see :mod:`evoplastic.fused`),
             ``fused`` (an error for a model it does not cover) or ``lockstep``.
         batch: lifetimes run in lock step at a time by the lock-step engine (memory and cache
@@ -333,7 +333,7 @@ def evaluate(
     memory: bool = False,
     **settings: Any,
 ) -> LifetimeResult:
-    """Run every genome on every task ``repeats`` times and score it (SPEC 2).
+    """Run every genome on every task ``repeats`` times and score it (method §2).
 
     Args:
         spec: the evaluation (:class:`EvalSpec`); or a model, with any :class:`EvalSpec` fields

@@ -1,6 +1,6 @@
 """``evoplastic merge``: Evolving & Merging (Pedersen & Risi, GECCO 2021; Wang et al. 2022, Table 1).
 
-Take a trained PRNN (per-connection alpha-ABCD rules, SPEC 3), cluster its ``H (H + 15)`` rule
+Take a trained PRNN (per-connection alpha-ABCD rules, method §3), cluster its ``H (H + 15)`` rule
 vectors ``(A, B, C, D)`` with K-means (``scipy.cluster.vq.kmeans2``, k-means++ seeding, the best
 of ``n_init`` seeded restarts by inertia) and write
 

@@ -1,4 +1,4 @@
-"""Import the paper code's checkpoints (SPEC 6) and map its genome layout (SPEC 3) onto ours.
+"""Import the paper code's checkpoints (method §6) and map its genome layout (method §3) onto ours.
 
 A reference checkpoint (WorldEditors/EvolvingPlasticANN, ``EStool.ESTool.save``) is 8 consecutive
 pickles: the population ``[[vector, score], ...]``, ``(mean_vector, static_dict)`` (older files:
@@ -176,7 +176,7 @@ def _vector(obj: Any, what: str, path: Path) -> np.ndarray:
 
 
 def read_checkpoint(path: str | Path) -> ReferenceCheckpoint:
-    """Read a reference checkpoint with the restricted unpickler (SPEC 6).
+    """Read a reference checkpoint with the restricted unpickler (method §6).
 
     Raises:
         FileNotFoundError: no such file.
@@ -234,10 +234,10 @@ def _length_hint(n: int, hidden: int) -> str:
     if fits:
         return "; a genome of that length fits " + ", ".join(fits)
     # models_zoo.py's ModelPRNNPreMod gives FC_Mh and FC_Mx ONE output each (one modulator per
-    # plastic matrix, not SPEC 3's sum of two): 1,298 genes at hidden 64, the paper's Table 1 count.
+    # plastic matrix, not method §3's sum of two): 1,298 genes at hidden 64, the paper's Table 1 count.
     if n == get_model("decprnn", hidden).n_gene + (N_IN + 1) + (hidden + 1):
         return ("; that is the reference's DecPRNN(PreDN) with one output per modulator (the paper's "
-                "1,298 at hidden 64), which evoplastic's decprnn-predn (2 outputs each, SPEC 3) cannot hold")
+                "1,298 at hidden 64), which evoplastic's decprnn-predn (2 outputs each, method §3) cannot hold")
     return ""
 
 
@@ -250,7 +250,7 @@ def import_genome(path: str | Path, model_id: str, hidden: int = 64) -> tuple[np
         raise UserError(f"{ck.path}: the checkpoint's genome has {ck.mean.size} genes, but {model.id} "
                          f"(hidden {model.hidden}) has {model.n_gene}{_length_hint(ck.mean.size, hidden)}")
     meta = {"source": str(ck.path), "source_sha256": ck.sha256, "source_format": ck.source_format,
-            "source_layout": "reference (sorted tensor names, SPEC 3)", "generation": ck.generation,
+            "source_layout": "reference (sorted tensor names, method §3)", "generation": ck.generation,
             "sigma": ck.sigma, "population": int(len(ck.population))}
     return to_evoplastic(ck.mean, model), meta
 

@@ -86,7 +86,7 @@ def plot_learning_curves(runs: list[Run], path: Path) -> Path:
             _errorbars(axes[1, col], x, m["validation"], m.get("validation_se"), color=color, label=label)
             _line(axes[1, col], x, m["best_validation"], color=color, ls=":", drawstyle="steps-post")
             _line(axes[2, col], x, m["sigma"], color=color, label=label)
-            if masked and "active_fraction" in m:  # structure masks (issue 7): the mean genome's
+            if masked and "active_fraction" in m:  # structure masks: the mean genome's
                 _line(axes[3, col], x, m["active_fraction"], color=color, label=label)
     base = _validation_baselines(runs)
     for col, xlabel in enumerate(("generation", "wall time (s, cumulative)")):
@@ -353,7 +353,7 @@ def format_markdown(suites: list[str], rows: list[dict[str, Any]]) -> str:
 def write_table(runs: list[Run], out: Path) -> list[Path]:
     """``table.md`` and ``table.csv`` (the same numbers, unrounded, one column per value)."""
     suites, rows = table_rows(runs)
-    md = "# Results\n\nScore: the weighted rollout score (SPEC 2) over lifetimes, mean ± standard " \
+    md = "# Results\n\nScore: the weighted rollout score (method §2) over lifetimes, mean ± standard " \
          "error; goal: the share of lifetimes whose last rollout reached the goal.\n\n"
     buf = io.StringIO()
     w = csv.DictWriter(buf, list(rows[0]), lineterminator="\n")
@@ -441,7 +441,7 @@ def _add_trajectories(runs: list[Run], out: Path, written: list, skipped: list, 
 
 
 def _add_memory(runs: list[Run], out: Path, written: list, skipped: list, opts: tuple) -> None:
-    """Issue 13: what the memories of the best run's genome hold (analysis/memory.py), for a
+    """What the memories of the best run's genome hold (analysis/memory.py), for a
     recurrent plastic model: 6 mazes x 3 lifetimes of the run's task distribution (or ``suite``)."""
     from evoplastic.analysis import memory
 
@@ -467,7 +467,7 @@ def _add_memory(runs: list[Run], out: Path, written: list, skipped: list, opts: 
 
 
 def _add_structure(runs: list[Run], out: Path, written: list, opts: tuple) -> None:
-    """Issue 13: NeuronML's structure measures of masked runs, per kept checkpoint, on 8 fixed mazes."""
+    """NeuronML's structure measures of masked runs, per kept checkpoint, on 8 fixed mazes."""
     from evoplastic.analysis import structure
     from evoplastic.models import get_model
 

@@ -7,7 +7,7 @@ A result is a plain dict::
      "weighted_mean": x, "weighted_se": y, ...metadata (suite, seed, profile, versions)}
 
 Standard errors are over lifetimes (``std(ddof=1) / sqrt(L)``); the weighted score of a lifetime
-is ``sum_r w_r R_r / sum_r w_r`` (SPEC 2) and its mean and standard error are taken over lifetimes.
+is ``sum_r w_r R_r / sum_r w_r`` (method §2) and its mean and standard error are taken over lifetimes.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import numpy as np
 from evoplastic.atomic import write_atomic
 from evoplastic.errors import UserError
 
-# SPEC 2 rollout weights.
+# method §2 rollout weights.
 WEIGHTS = {3: (0.0, 0.0, 1.0), 8: (0.0, 0.0, 0.16, 0.22, 0.36, 0.64, 0.8, 1.0)}
 
 
 def default_weights(rollouts: int) -> tuple[float, ...]:
-    """SPEC 2's weights for 3 and 8 rollouts; otherwise the paper's ``0.8^(R-1-i)`` for ``i >= 2``
+    """method §2's weights for 3 and 8 rollouts; otherwise the paper's ``0.8^(R-1-i)`` for ``i >= 2``
     (zero for the first two rollouts, or for all but the last when R <= 2)."""
     if rollouts < 1:
         raise UserError(f"rollouts must be >= 1, got {rollouts}")
@@ -55,7 +55,7 @@ def _se(x: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def weighted_scores(returns: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(L,) weighted score of each lifetime from returns (L, R) (SPEC 2, without the RMS term)."""
+    """(L,) weighted score of each lifetime from returns (L, R) (method §2, without the RMS term)."""
     return returns @ weights / weights.sum()
 
 

@@ -73,7 +73,7 @@ def make_units(n_genomes: int, n_tasks: int, pieces: int) -> list[Unit]:
 
 def assemble(spec: EvalSpec, genomes: np.ndarray, n_tasks: int, repeats: int, units: list[Unit],
              parts: list[dict[str, Any]]) -> lifetime.LifetimeResult:
-    """Put unit results back into (P, T * repeats, R) arrays and compute the SPEC 2 fitness."""
+    """Put unit results back into (P, T * repeats, R) arrays and compute the method §2 fitness."""
     r = parts[0]["returns"].shape[2]
     shape = (len(genomes), n_tasks * repeats, r)
     returns, reached, steps = np.zeros(shape), np.zeros(shape, bool), np.zeros(shape, np.int32)

@@ -1,4 +1,4 @@
-"""Restricted unpickling of the reference code's files (SPEC 6).
+"""Restricted unpickling of the reference code's files (method §6).
 
 The paper's task and checkpoint files are plain pickles. A plain ``pickle.load`` would run whatever
 a crafted file asks for, so this unpickler resolves only the globals needed to rebuild numpy arrays,

@@ -1,4 +1,4 @@
-"""The meta-training loop (SPEC 4): ask, evaluate on the generation's tasks, tell; validate;
+"""The meta-training loop (method §4): ask, evaluate on the generation's tasks, tell; validate;
 checkpoint; resume exactly.
 
 Randomness: one root ``SeedSequence(config.seed)``. The strategy's generator (saved in every
@@ -48,7 +48,7 @@ log = logging.getLogger("evoplastic.train")
 METRICS = ["generation", "tasks", "best_fitness", "mean_fitness", "median_fitness", "sigma",
            "validation", "best_validation", "evaluations", "dropped", "agent_steps", "seconds",
            "agent_steps_per_s", "worker_events", "validation_se"]
-# Masked models (issue 7) also log the active fraction of the strategy's mean genome: the genome
+# Masked models also log the active fraction of the strategy's mean genome: the genome
 # that validation scores and mean.npz holds (the population's fractions scatter around it).
 MASK_METRICS = ["active_fraction"]
 

@@ -25,7 +25,7 @@ class Trace:
     Attributes:
         paths: ``paths[t][r]`` (steps + 1, 2) int (row, column) cells of rollout ``r`` in task
             ``t``, the start cell first.
-        returns: (T, R) float64 return of each rollout (SPEC 1).
+        returns: (T, R) float64 return of each rollout (method §1).
         reached: (T, R) bool, goal entered.
         steps: (T, R) int actions taken.
     """

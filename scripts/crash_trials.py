@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fault trials for issue 11: stop training at random moments, resume, compare with an uninterrupted
+"""Fault trials: stop training at random moments, resume, compare with an uninterrupted
 run; then feed bad inputs and count one-line errors.
 
 Run: nice -n 10 .venv/bin/python scripts/crash_trials.py [--kills 20] [--signals 4] [--seed 0]

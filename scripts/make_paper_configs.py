@@ -1,5 +1,5 @@
 """Write experiments/paper/<model>-<size>.yaml: every model of the paper's Table 1 at the paper's
-scale (SPEC 4: population 360, sigma 0.01, genome N(0, 0.05^2), 8 tasks x 4 repeats at the end of
+scale (method §4: population 360, sigma 0.01, genome N(0, 0.05^2), 8 tasks x 4 repeats at the end of
 the 2 -> 4 -> 8 curriculum, validation every 100 generations on 1,024 tasks), for 9x9 and 15x15.
 
     python scripts/make_paper_configs.py             # rewrites the files; they are committed
@@ -62,7 +62,7 @@ def main() -> None:
         for model in PAPER_MODELS:
             data = config(model, size)
             cfglib.from_dict(data, model)  # every file must load
-            head = (f"# {model}, {size}x{size}, the paper's scale (SPEC 4). Written by "
+            head = (f"# {model}, {size}x{size}, the paper's scale (method §4). Written by "
                     f"scripts/make_paper_configs.py.\n# evoplastic train experiments/paper/{model}-{size}.yaml "
                     f"--run-dir runs/{model}-{size} --address auto\n")
             _write(OUT / f"{model}-{size}.yaml", head, data, measure)
@@ -70,7 +70,7 @@ def main() -> None:
         data = config("meta-rnn", size)
         data["model"]["hidden"], data["name"] = 32, f"paper-meta-rnn-h32-{size}x{size}"
         cfglib.from_dict(data, "meta-rnn-h32")
-        head = (f"# meta-rnn (hidden 32), {size}x{size}, the paper's scale (SPEC 4). Written by "
+        head = (f"# meta-rnn (hidden 32), {size}x{size}, the paper's scale (method §4). Written by "
                 f"scripts/make_paper_configs.py.\n")
         _write(OUT / f"meta-rnn-h32-{size}.yaml", head, data, measure)
     print(f"wrote {2 * len(PAPER_MODELS) + 2} configs to {OUT}")

@@ -2,7 +2,7 @@
 # The main job: set up .venv (if missing), then the quickstart end to end:
 #   1. train DecPRNN(PostDN) on 9x9 mazes (experiments/quickstart.yaml) on local Ray workers;
 #      if runs/quickstart already holds a run, resume it (a finished run is left as it is);
-#   2. evaluate its best-validated genome on the SPEC 7 out-of-distribution protocol (9x9, 15x15);
+#   2. evaluate its best-validated genome on the method §7 out-of-distribution protocol (9x9, 15x15);
 #   3. write the report (learning curves, per-rollout returns, table, trajectories).
 # RUN_DIR=... overrides the run directory.
 set -euo pipefail

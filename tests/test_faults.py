@@ -1,4 +1,4 @@
-"""Issue 11: every input checked, every fault survived. One test (or case) per example of a kind.
+"""Every input checked, every fault survived. One test (or case) per example of a kind.
 
 | kind                                             | tests here                                        |
 |--------------------------------------------------|---------------------------------------------------|

@@ -1,6 +1,6 @@
-"""The maze generator (SPEC 1, "Generation"): invariants, determinism, and fidelity.
+"""The maze generator (method §1, "Generation"): invariants, determinism, and fidelity.
 
-Fidelity is checked two ways: against a slow, literal transcription of SPEC 1 written here (the
+Fidelity is checked two ways: against a slow, literal transcription of method §1 written here (the
 fast generator draws the scan's choice directly instead of shuffling and scanning; the two must have
 the same distribution), and against task files made by the paper's own MetaGym generator.
 """
@@ -19,13 +19,13 @@ from _paperfiles import paper_file
 
 REF_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
-# The paper's sizes and crowd ratios (SPEC 1), plus the smallest size and one more.
+# The paper's sizes and crowd ratios (method §1), plus the smallest size and one more.
 CONFIGS = [(9, 0.30), (15, 0.35), (21, 0.35), (15, 0.45), (15, 0.15), (7, 0.30), (11, 0.30),
            (7, 0.0), (9, 0.9)]
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers written from the SPEC, independent of the code under test.
+# Helpers written from the method (docs/method.md), independent of the code under test.
 
 
 def bfs(walls: np.ndarray, start) -> np.ndarray:
@@ -44,7 +44,7 @@ def bfs(walls: np.ndarray, start) -> np.ndarray:
 
 
 def expected_wall_count(n: int, crowd_ratio: float) -> int:
-    """Final interior wall count implied by SPEC 1's loop condition.
+    """Final interior wall count implied by method §1's loop condition.
 
     Every removal while regions > 1 merges exactly two regions, so the last merge leaves a spanning
     tree of the h*h odd cells ("loop-free" count); after that one wall goes per removal while the
@@ -58,7 +58,7 @@ def expected_wall_count(n: int, crowd_ratio: float) -> int:
 
 
 def literal_maze(rng: np.random.Generator, n: int, crowd_ratio: float, mutant: str | None = None):
-    """One maze by a literal reading of SPEC 1 (start; goal rounds; shuffle-and-scan wall removal).
+    """One maze by a literal reading of method §1 (start; goal rounds; shuffle-and-scan wall removal).
 
     ``mutant`` deliberately breaks one rule, to show the statistical comparison has power:
     "one_goal_round" (a single round of goal draws), "phase1_any_open" (while regions > 1, stop at
@@ -237,7 +237,7 @@ def test_prefix_property(k: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Fidelity: the fast generator against the literal SPEC algorithm
+# Fidelity: the fast generator against the literal method §1 algorithm
 
 
 def test_literal_implementation_satisfies_the_invariants() -> None:
@@ -272,7 +272,7 @@ def test_fast_generator_matches_literal_algorithm(n: int, crowd: float, count: i
 
 
 def exact_goal_probabilities(n: int) -> dict[str, float]:
-    """P(fallback), P(goal == (n-2, n-2)) and P(fallback goal within 0.45 n), exactly, from SPEC 1.
+    """P(fallback), P(goal == (n-2, n-2)) and P(fallback goal within 0.45 n), exactly, from method §1.
 
     Each of the h*h draws is uniform over the h*h odd cells; the fallback happens when all miss the
     far set (probability (1-q)^(h*h)); otherwise the goal is uniform over the far cells.
@@ -350,7 +350,7 @@ def test_generator_matches_metagym_reference(name: str, crowd: float) -> None:
     assert set(ref_counts.tolist()) == set(ours.tolist()) == {expected_wall_count(n, crowd)}
     z = z_scores(stats_table(ref.walls, ref.start, ref.goal), stats_table(walls, start, goal))
     assert max(z.values()) < 4.0, z
-    # and the reference's goal sits on (n-2, n-2) as often as SPEC 1 predicts
+    # and the reference's goal sits on (n-2, n-2) as often as method §1 predicts
     p = exact_goal_probabilities(n)["corner"]
     corner = (ref.goal == n - 2).all(1)
     assert abs(corner.mean() - p) < 4 * np.sqrt(p * (1 - p) / count), (corner.mean(), p)

@@ -144,7 +144,7 @@ def test_tasks_by_suite_name_and_file(tmp_path, mazes9: TaskSet) -> None:
     assert np.array_equal(env.current_task.walls[0], mazes9.walls[2])
 
 
-# ---------------------------------------------------------------- terminated / truncated (SPEC 1)
+# ---------------------------------------------------------------- terminated / truncated (method §1)
 
 
 def test_adjacent_goal_terminates_with_reward_099() -> None:

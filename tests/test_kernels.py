@@ -1,4 +1,4 @@
-"""The compiled per-lifetime kernels: tanh32's accuracy, the Dec update against the plain SPEC 3
+"""The compiled per-lifetime kernels: tanh32's accuracy, the Dec update against the plain method §3
 formula, and the numpy fallback against the compiled path."""
 
 import numpy as np
@@ -48,7 +48,7 @@ def _state(rng, model, batch=3):
 
 @pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=needs_numba)])
 def test_dec_update_matches_the_formula(use_numba: bool, monkeypatch) -> None:
-    """memory_state applies the pending update: W[i, j] += s_blk Dec[i, j] (SPEC 3), entry by entry."""
+    """memory_state applies the pending update: W[i, j] += s_blk Dec[i, j] (method §3), entry by entry."""
     monkeypatch.setattr(K, "HAVE_NUMBA", use_numba)
     model = get_model("decprnn-postdn", 6)
     H = 6

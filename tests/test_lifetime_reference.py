@@ -1,8 +1,8 @@
-"""lifetime.evaluate against a slow, literal transcription of SPEC 1-3 written here.
+"""lifetime.evaluate against a slow, literal transcription of method §1-3 written here.
 
 The oracle below runs ONE lifetime with plain numpy on single vectors and an explicit per-step
-Python loop: its own maze (SPEC 1), its own input layout and fitness (SPEC 2) and its own model
-equations (SPEC 3). From the code under test it takes only the genome layout (parameter names and
+Python loop: its own maze (method §1), its own input layout and fitness (method §2) and its own model
+equations (method §3). From the code under test it takes only the genome layout (parameter names and
 shapes, through ``model.unpack``) and the counter-based RNG protocol documented in the
 ``evoplastic.lifetime`` module docstring, so the two must draw the same random numbers and then
 agree on every rollout of every lifetime: same steps, same goal flags, same returns.
@@ -22,19 +22,19 @@ from evoplastic.envs import tasks as tasklib
 from evoplastic.models import MASKABLE_IDS, MODEL_IDS, get_model
 
 F32 = np.float32
-MAX_STEPS = 200  # SPEC 1
-LAMBDA = 1e-6  # SPEC 2
-SPEC_WEIGHTS = {3: (0.0, 0.0, 1.0), 8: (0.0, 0.0, 0.16, 0.22, 0.36, 0.64, 0.8, 1.0)}  # SPEC 2
-MOVES = {0: (-1, 0), 1: (1, 0), 2: (0, -1), 3: (0, 1)}  # SPEC 1: 0: i-1, 1: i+1, 2: j-1, 3: j+1
+MAX_STEPS = 200  # method §1
+LAMBDA = 1e-6  # method §2
+SPEC_WEIGHTS = {3: (0.0, 0.0, 1.0), 8: (0.0, 0.0, 0.16, 0.22, 0.36, 0.64, 0.8, 1.0)}  # method §2
+MOVES = {0: (-1, 0), 1: (1, 0), 2: (0, -1), 3: (0, 1)}  # method §1: 0: i-1, 1: i+1, 2: j-1, 3: j+1
 
-# Profiles (SPEC 2 and SPEC 5), written out here rather than read from lifetime.PROFILES.
+# Profiles (method §2 and method §5), written out here rather than read from lifetime.PROFILES.
 PROFILES = {
     "evoplastic": dict(encoding="v2", first_p=None, rollouts=3),
     "reference-2022-08": dict(encoding="v1", first_p=0.5, rollouts=8),
 }
 
 
-# -- SPEC 1: one maze, one agent ---------------------------------------------------------------
+# -- method §1: one maze, one agent ---------------------------------------------------------------
 
 class SlowMaze:
     def __init__(self, walls: np.ndarray, start, goal, encoding: str) -> None:
@@ -79,21 +79,21 @@ class SlowMaze:
         return reward
 
 
-# -- SPEC 3: the models, single vectors --------------------------------------------------------
+# -- method §3: the models, single vectors --------------------------------------------------------
 
 def sig(z):
     return (F32(1) / (F32(1) + np.exp(-np.asarray(z, F32)))).astype(F32)
 
 
 def dec(g: dict, blk: str, post: np.ndarray, pre: np.ndarray) -> np.ndarray:
-    """SPEC 3: (A_y*post)(A_x*pre)^T + (B_y*post) B_x^T + C_y (C_x*pre)^T + D_y D_x^T."""
+    """method §3: (A_y*post)(A_x*pre)^T + (B_y*post) B_x^T + C_y (C_x*pre)^T + D_y D_x^T."""
     v = lambda name: g[f"{blk}.{name}"]  # noqa: E731
     return (np.outer(v("Ay") * post, v("Ax") * pre) + np.outer(v("By") * post, v("Bx"))
             + np.outer(v("Cy"), v("Cx") * pre) + np.outer(v("Dy"), v("Dx")))
 
 
 def abcd(g: dict, blk: str, post: np.ndarray, pre: np.ndarray) -> np.ndarray:
-    """SPEC 3: 0.05 (A*(post pre^T) + B*(post 1^T) + C*(1 pre^T) + D)."""
+    """method §3: 0.05 (A*(post pre^T) + B*(post 1^T) + C*(1 pre^T) + D)."""
     v = lambda name: g[f"{blk}.{name}"]  # noqa: E731
     ones_pre, ones_post = np.ones_like(pre), np.ones_like(post)
     return F32(0.05) * (v("A") * np.outer(post, pre) + v("B") * np.outer(post, ones_pre)
@@ -103,7 +103,7 @@ def abcd(g: dict, blk: str, post: np.ndarray, pre: np.ndarray) -> np.ndarray:
 class SlowNet:
     """One lifetime's network. ``reset`` zeroes the memories; it is called once per lifetime.
 
-    ``<id>+mask`` (issue 7, structure masks): unit j is active where its gene ``mask[j] > 0``; an
+    ``<id>+mask`` (structure masks): unit j is active where its gene ``mask[j] > 0``; an
     inactive unit's activity is 0 from the moment it is computed (so 0 for the output, the
     modulators, the plasticity rules and the next step). See ``gated``.
     """
@@ -140,8 +140,8 @@ class SlowNet:
         return out
 
     def step_et(self, x: np.ndarray) -> np.ndarray:
-        """SPEC 3 ET, PostDN: W_x static; W_h plastic through the trace E. Gene g[0] and
-        modulator output m[0] belong to W_h (the only plastic matrix; m[0] is W_h's as in SPEC 3's
+        """method §3 ET, PostDN: W_x static; W_h plastic through the trace E. Gene g[0] and
+        modulator output m[0] belong to W_h (the only plastic matrix; m[0] is W_h's as in method §3's
         PostDN)."""
         g, h_prev = self.g, self.h
         h = self.gated(np.tanh(self.W_h @ h_prev + g["W_x"] @ x + g["b"]))
@@ -157,7 +157,7 @@ class SlowNet:
         return y
 
     def step_nm(self, u: np.ndarray) -> np.ndarray:
-        """Issue 7, NM-RNN (Costacurta et al. 2024) and LR-RNN (s = 1), rank K = 4, M = 8:
+        """NM-RNN (Costacurta et al. 2024) and LR-RNN (s = 1), rank K = 4, M = 8:
         z_t = (1 - a_z) z_{t-1} + a_z tanh(W_z z_{t-1} + B_z u_t + b_z); s_t = sigmoid(A z_t + c);
         x_t = (1 - a) x_{t-1} + a (sum_k s_t[k] l_k (r_k . tanh(x_{t-1})) + B u_t + b);
         y_t = W_o tanh(x_t) + b_o; a = sigmoid(gene a), a_z = sigmoid(gene a_z)."""
@@ -257,10 +257,10 @@ class SlowNet:
         raise AssertionError(f"no oracle for {self.id}")
 
 
-# -- SPEC 2: one lifetime ----------------------------------------------------------------------
+# -- method §2: one lifetime ----------------------------------------------------------------------
 
 def select(y: np.ndarray, p_fixed: float | None, key: np.ndarray, counter: int) -> int:
-    """SPEC 2 action selection with the lifetime docstring's draws (float64 from float32 y)."""
+    """method §2 action selection with the lifetime docstring's draws (float64 from float32 y)."""
     y = y.astype(np.float64)
     p = p_fixed if p_fixed is not None else 1.0 / (1.0 + np.exp(-2.0 * y[4]))
     if rng.uniform(key, counter)[0] < p:
@@ -277,7 +277,7 @@ def slow_lifetime(net: SlowNet, maze: SlowMaze, key: np.ndarray, profile: str):
     prof = PROFILES[profile]
     S = MAX_STEPS
     slot = lambda r, i: r * (S + 1) + i  # noqa: E731
-    net.reset()  # once per lifetime (SPEC 2)
+    net.reset()  # once per lifetime (method §2)
     returns, reached, steps, trace = [], [], [], []
     for r in range(prof["rollouts"]):
         if net.mutant == "reset-each-rollout" and r > 0:
@@ -373,7 +373,7 @@ def tasks9():
 
 
 def genomes_for(model_id: str, hidden: int, count: int = 2, h_damp: float = 0.1) -> np.ndarray:
-    """``count`` genomes ~ N(0, 0.05^2) (SPEC 4's initial distribution), recurrent rules damped.
+    """``count`` genomes ~ N(0, 0.05^2) (method §4's initial distribution), recurrent rules damped.
 
     The rules of the recurrent plastic matrix (tensors ``h.*`` of DecPRNN and PRNN) are scaled by
     ``h_damp`` (0.1). Undamped, W_h grows every step with nothing to stop it and the hidden-64 recurrent nets
@@ -476,7 +476,7 @@ def test_masked_evaluate_matches_oracle_hidden64(model_id: str, tasks9, monkeypa
     ("meta-lstm", 8),
 ])
 def test_reference_profile_matches_oracle(model_id: str, hidden: int, tasks9, monkeypatch) -> None:
-    """SPEC 5: v1 observations, p = 0.5 in rollout 1, 8 rollouts with SPEC 2's weights."""
+    """method §5: v1 observations, p = 0.5 in rollout 1, 8 rollouts with method §2's weights."""
     compare(monkeypatch, model_id, hidden, tasks9, profile="reference-2022-08")
 
 
@@ -497,7 +497,7 @@ def test_reference_profile_matches_oracle(model_id: str, hidden: int, tasks9, mo
     ("meta-rnn+mask", 8, "evoplastic", "mask-after-output"),  # gate h only after computing y
 ])
 def test_comparison_rejects_wrong_oracle(model_id, hidden, profile, mutant, tasks9, monkeypatch) -> None:
-    """The comparison can fail: an oracle with one SPEC detail wrong is rejected, while the right
+    """The comparison can fail: an oracle with one method detail wrong is rejected, while the right
     oracle on the same genomes is accepted."""
     genomes = genomes_for(model_id, hidden, h_damp=1.0 if mutant == "swap-post-pre" else 0.1)
     impl, traces = traced_evaluate(monkeypatch, get_model(model_id, hidden), genomes, tasks9,

@@ -1,4 +1,4 @@
-"""Structure masks (issue 7 part 2, models/masked.py): one gene per hidden unit, active where > 0.
+"""Structure masks (models/masked.py): one gene per hidden unit, active where > 0.
 
 - the genome is the inner model's plus ``mask`` (H,) at the end; round trip, counts;
 - all units active == the unmasked model, bit for bit over whole lifetimes;
@@ -66,7 +66,7 @@ def test_layout_counts_and_round_trip(model_id: str) -> None:
 
 
 def test_genome_sizes_at_hidden_64() -> None:
-    # N_Gene + 64 mask genes; N_Mem unchanged (SPEC 3 table: DecPRNN(PostDN) 1,347 and 5,120).
+    # N_Gene + 64 mask genes; N_Mem unchanged (method §3 table: DecPRNN(PostDN) 1,347 and 5,120).
     assert get_model("decprnn-postdn+mask").n_gene == 1347 + 64 == 1411
     assert get_model("decprnn-postdn+mask").n_mem == 5120
     assert get_model("nm-rnn+mask").n_gene == 2091 + 64 and get_model("lr-rnn+mask").n_gene == 1862 + 64
@@ -148,7 +148,7 @@ def test_masked_units_stay_zero_and_drive_nothing(model_id: str) -> None:
     assert not np.array_equal(*ys)
 
 
-# -- the frugality cost (SPEC 2 fitness, issue 7) ----------------------------------------------
+# -- the frugality cost (method §2 fitness) ----------------------------------------------
 
 def rms(g: np.ndarray) -> np.ndarray:
     return np.sqrt((g.astype(np.float64) ** 2).mean(1))

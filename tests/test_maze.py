@@ -1,4 +1,4 @@
-"""VectorMaze dynamics and observations (SPEC 1, "Dynamics" and "Observation")."""
+"""VectorMaze dynamics and observations (method §1, "Dynamics" and "Observation")."""
 
 from __future__ import annotations
 
@@ -180,13 +180,13 @@ def test_outside_the_grid_is_seen_as_wall() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Batched == a plain Python loop over single mazes, written from SPEC 1
+# Batched == a plain Python loop over single mazes, written from method §1
 
 MOVES = {0: (-1, 0), 1: (1, 0), 2: (0, -1), 3: (0, 1)}
 
 
 class LoopMaze:
-    """One episode, one maze, plain Python (SPEC 1)."""
+    """One episode, one maze, plain Python (method §1)."""
 
     def __init__(self, walls: np.ndarray, start, goal, encoding: str, max_steps: int = 200) -> None:
         self.walls, self.start, self.goal = walls, tuple(int(v) for v in start), tuple(int(v) for v in goal)

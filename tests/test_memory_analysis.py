@@ -1,4 +1,4 @@
-"""What the memories hold (issue 13 part 2): recording, decoding, autocorrelation, PCA, the command.
+"""What the memories hold: recording, decoding, autocorrelation, PCA, the command.
 
 - recorded W and h equal ``Model.memory_state`` when the lifetime is replayed step by step from its
   recorded inputs, and recording changes no result;

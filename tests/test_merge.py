@@ -1,4 +1,4 @@
-"""Evolving & Merging (issue 13 part 1): K-means tying, the tied PRNN, `evoplastic merge`.
+"""Evolving & Merging: K-means tying, the tied PRNN, `evoplastic merge`.
 
 - a hand-made PRNN genome whose rules form K known clusters is tied back exactly (assignment up to
   renaming, centres to the bit), and the tied model then computes the PRNN's lifetimes exactly;
@@ -128,7 +128,7 @@ def test_two_tied_steps_by_hand() -> None:
         for i in range(2):
             for j in range(17):
                 A, B, C, D = rules[assignment[i][j]]
-                mm = m[0] if j < 2 else m[1]  # m[0] modulates W_h, m[1] W_x (SPEC 3)
+                mm = m[0] if j < 2 else m[1]  # m[0] modulates W_h, m[1] W_x (method §3)
                 W[i][j] += mm * 0.05 * (A * h[i] * pre[j] + B * h[i] + C * pre[j] + D)
         return h, y
 

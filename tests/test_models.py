@@ -1,6 +1,6 @@
-"""The model zoo (SPEC 3) and the evaluator's bookkeeping (SPEC 2): known values and invariants.
+"""The model zoo (method §3) and the evaluator's bookkeeping (method §2): known values and invariants.
 
-- genome sizes N_Gene of every model and N_Mem of DecPRNN, straight from SPEC 3's table;
+- genome sizes N_Gene of every model and N_Mem of DecPRNN, straight from method §3's table;
 - the flat genome <-> named tensors layout (C-order concatenation in ``param_shapes`` order);
 - one and two DecPRNN steps computed by hand (PostDN and unmodulated);
 - finished lifetimes (``live`` False) keep their memories;
@@ -35,7 +35,7 @@ def prepared(model, params: dict) -> dict:
     return prepare(params) if prepare is not None else params
 
 
-# -- genome sizes (SPEC 3 table) ---------------------------------------------------------------
+# -- genome sizes (method §3 table) ---------------------------------------------------------------
 
 N_GENE = [
     ("dnn", 64, 5125),
@@ -72,7 +72,7 @@ def test_models_outside_the_spec_table() -> None:
 
 
 def test_decprnn_memory_size() -> None:
-    # SPEC 7: 64x64 + 64x15 plastic weights + 64 hidden = 5,120
+    # method §7: 64x64 + 64x15 plastic weights + 64 hidden = 5,120
     for mid in ("decprnn", "decprnn-predn", "decprnn-postdn"):
         assert get_model(mid).n_mem == 5120
     assert get_model("dnn").n_mem == get_model("meta-dnn").n_mem == 0
@@ -120,7 +120,7 @@ def test_unpack_and_pack_reject_wrong_input() -> None:
         model.pack(named)
 
 
-# -- DecPRNN, one and two steps by hand (SPEC 3) -----------------------------------------------
+# -- DecPRNN, one and two steps by hand (method §3) -----------------------------------------------
 
 H = 2
 T1, T2 = tanh(0.5), tanh(-0.25)  # 0.46211715726000974, -0.24491866240370913
@@ -267,7 +267,7 @@ def test_step_leaves_finished_lifetimes_unchanged(model_id: str) -> None:
         np.testing.assert_array_equal(mem[k][live], ref[k][live])
 
 
-# -- fitness (SPEC 2) --------------------------------------------------------------------------
+# -- fitness (method §2) --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tasks9():
@@ -288,7 +288,7 @@ def test_fitness_is_weighted_return_minus_rms(tasks9) -> None:
     res = lifetime.evaluate(model, genomes, tasks9, repeats=2, rollouts=3, weights=weights, seed=5)
     assert res.returns.shape == (3, 8, 3)
     np.testing.assert_array_equal(res.weights, weights)
-    # Returns are 1 - 0.01 k at the goal after k actions, else -2.0 (SPEC 1).
+    # Returns are 1 - 0.01 k at the goal after k actions, else -2.0 (method §1).
     np.testing.assert_allclose(res.returns, np.where(res.reached, 1.0, 0.0) - 0.01 * res.steps, atol=1e-12)
     assert ((res.steps == 200) | res.reached).all()
     assert res.reached.any() and not res.reached.all()
@@ -346,7 +346,7 @@ def test_splits_give_identical_results(model_id: str, tasks9) -> None:
             np.testing.assert_array_equal(getattr(res, f), getattr(full, f))
 
 
-# -- memories: zeroed once per lifetime, carried across rollouts (SPEC 2) ----------------------
+# -- memories: zeroed once per lifetime, carried across rollouts (method §2) ----------------------
 
 @pytest.mark.parametrize("model_id", ["decprnn-postdn", "prnn", "decpdnn-predn", "meta-lstm", "meta-rnn"])
 def test_memories_zeroed_once_and_carried_across_rollouts(model_id: str, tasks9, monkeypatch) -> None:

@@ -1,4 +1,4 @@
-"""NM-RNN and LR-RNN (issue 7; Costacurta et al. 2024): genome sizes counted by hand, two steps
+"""NM-RNN and LR-RNN (Costacurta et al. 2024): genome sizes counted by hand, two steps
 by hand, and NM-RNN with its gains pinned at 1 equal to LR-RNN bit for bit over whole lifetimes.
 
 The per-lifetime equivalence with a slow single-vector oracle lives in
@@ -132,7 +132,7 @@ def test_nm_rnn_with_unit_gains_equals_lr_rnn_bit_for_bit(hidden: int, monkeypat
         assert np.array_equal(a, b)
     for f in ("returns", "reached", "steps"):
         np.testing.assert_array_equal(getattr(res_nm, f), getattr(res_lr, f))
-    # Fitness differs only by the RMS term of the longer genome (SPEC 2).
+    # Fitness differs only by the RMS term of the longer genome (method §2).
     rms = lambda g: np.sqrt((g.astype(np.float64) ** 2).mean(1))  # noqa: E731
     np.testing.assert_allclose(res_nm.fitness - res_lr.fitness, -1e-6 * (rms(g_nm) - rms(g_lr)),
                                rtol=0, atol=1e-15)

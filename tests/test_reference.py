@@ -1,7 +1,7 @@
-"""Importing the paper code's checkpoints (SPEC 6) and its genome layout (SPEC 3).
+"""Importing the paper code's checkpoints (method §6) and its genome layout (method §3).
 
-The expected reference layouts are written out below by hand, from SPEC 3 ("Reference genome
-layout") and, for the models SPEC 3 does not list, from the reference repository
+The expected reference layouts are written out below by hand, from method §3 ("Reference genome
+layout") and, for the models method §3 does not list, from the reference repository
 WorldEditors/EvolvingPlasticANN (``models_zoo.py`` layer prefixes, ``epann/layers.py`` tensor names
 and shapes, ``parameters.py`` ``to_vector``: sorted names, C order). They are not derived from
 ``evoplastic.reference``.
@@ -49,9 +49,9 @@ def expected_layout(model_id: str, h: int) -> list:
     if model_id.startswith(("decprnn", "prnn")):
         rule = _dec if model_id.startswith("dec") else _abcd
         mods = {
-            # SPEC 3: FC_M (2, H) sorts between FC_1 and PRNN_1
+            # method §3: FC_M (2, H) sorts between FC_1 and PRNN_1
             "postdn": [("FC_M/W", (2, h), "m.W"), ("FC_M/b", (2,), "m.b")],
-            # SPEC 3: FC_Mh reads the input x (15), FC_Mx reads h: names swapped
+            # method §3: FC_Mh reads the input x (15), FC_Mx reads h: names swapped
             "predn": [("FC_Mh/W", (2, 15), "m_in.W"), ("FC_Mh/b", (2,), "m_in.b"),
                       ("FC_Mx/W", (2, h), "m_h.W"), ("FC_Mx/b", (2,), "m_h.b")],
         }.get(model_id.split("-")[-1], [])
@@ -79,7 +79,7 @@ MODELS = ["decprnn", "decprnn-predn", "decprnn-postdn", "decpdnn", "decpdnn-pred
 
 
 def test_spec3_postdn_order_is_written_out_right() -> None:
-    """The hand-written table itself against SPEC 3's sentence for DecPRNN(PostDN)."""
+    """The hand-written table itself against method §3's sentence for DecPRNN(PostDN)."""
     names = [n for n, _, _ in expected_layout("decprnn-postdn", 64)]
     assert names[:5] == ["FC_1/W", "FC_1/b", "FC_M/W", "FC_M/b", "PRNN_1//b"]
     assert names[5:13] == [f"PRNN_1/hebbian_h//W_{v}" for v in ("Ax", "Ay", "Bx", "By", "Cx", "Cy", "Dx", "Dy")]

@@ -113,11 +113,11 @@ def test_run_report(sweep: Path, tmp_path: Path) -> None:
     written = report.write_report(sweep / "h16", out)
     assert [p.name for p in written] == ["learning_curves.png", "rollouts.png", "table.md", "table.csv",
                                          "trajectories.png", "memory.png", "memory.md", "memory.json", "index.md"]
-    for name in FIGURES + ("memory.png",):  # memory: issue 13's analysis, for recurrent plastic models
+    for name in FIGURES + ("memory.png",):  # memory: the memory analysis, for recurrent plastic models
         assert_png(out / name)
     (row,) = table_lines(out)
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[:7] == ["h16", "decprnn-postdn", "16", "387", "512", "1.323", "2"]  # SPEC 3 sizes
+    assert cells[:7] == ["h16", "decprnn-postdn", "16", "387", "512", "1.323", "2"]  # method §3 sizes
     for i, suite in enumerate(SUITES):
         res = report.read_evals(sweep / "h16")[0][suite]
         assert cells[8 + 2 * i] == f"{res['weighted_mean']:+.3f} ± {res['weighted_se']:.3f}"

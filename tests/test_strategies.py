@@ -1,4 +1,4 @@
-"""Evolution strategies: SPEC 4 by hand, convergence, determinism, exact resume, failed evaluations."""
+"""Evolution strategies: method §4 by hand, convergence, determinism, exact resume, failed evaluations."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _quiet_pycma_tpa():
         yield
 
 
-# -- reference-sepcma against SPEC 4, computed by hand ----------------------------------------
+# -- reference-sepcma against method §4, computed by hand ----------------------------------------
 
 
 def _generator(state: dict[str, np.ndarray]) -> np.random.Generator:
@@ -36,7 +36,7 @@ def _generator(state: dict[str, np.ndarray]) -> np.random.Generator:
 
 
 def spec4_by_hand(state: dict[str, np.ndarray], fitness_fn: Any) -> dict[str, Any]:
-    """One SPEC 4 generation from a reference-sepcma state, with explicit loops over plain floats."""
+    """One method §4 generation from a reference-sepcma state, with explicit loops over plain floats."""
     opts = json.loads(str(state["options"]))
     n, lam = int(state["dim"]), int(state["popsize"])
     k, c_cov, segments = opts["top_k"], opts["c_cov"], opts["segments"]

@@ -1,4 +1,4 @@
-"""NeuronML's structure measures (issue 13 part 3) on a hand-made masked DecPRNN(PostDN).
+"""NeuronML's structure measures on a hand-made masked DecPRNN(PostDN).
 
 The net: 4 hidden units, unit 2 masked off; all Dec vectors 0, so W stays 0 and h = tanh(b)
 at every step of every task (identical activation across tasks); only unit 0 drives the outputs.

@@ -1,4 +1,4 @@
-"""Task sets: named suites (SPEC 7), .npz files, reference pickles (SPEC 6) and the safe unpickler."""
+"""Task sets: named suites (method §7), .npz files, reference pickles (method §6) and the safe unpickler."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ PINNED_DIGESTS = {
     "maze15-spacious-val": "c421dd74b6956417ce1e0de06f2b83a77d206f3abdacbb58107d1d3ce6bd70cf",
 }
 
-# SPEC 7: (size, crowd ratio) of the five test suites.
+# method §7: (size, crowd ratio) of the five test suites.
 SPEC7 = {"maze9": (9, 0.30), "maze15": (15, 0.35), "maze21": (21, 0.35),
          "maze15-crowded": (15, 0.45), "maze15-spacious": (15, 0.15)}
 
@@ -216,7 +216,7 @@ def test_missing_files(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Reference task files (SPEC 6)
+# Reference task files (method §6)
 
 
 _PUBLISHED = {"maze9_c030_2048.dat": "paper-maze9", "maze15_c030_1024.dat": "paper-maze15"}

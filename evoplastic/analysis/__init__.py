@@ -1,2 +1,2 @@
-"""Analyses of evolved genomes (issue 13): what the memories hold (``memory``) and the structure
+"""Analyses of evolved genomes: what the memories hold (``memory``) and the structure
 measures of masked models (``structure``). Figures need matplotlib (the ``plots`` extra)."""

@@ -1,17 +1,17 @@
-"""NeuronML's structure measures for masked models (``<id>+mask``; issue 13 part 3).
+"""NeuronML's structure measures for masked models (``<id>+mask``).
 
 NeuronML (Neuromodulated Meta-Learning) judges an evolved structure by three measures. For a
 genome of a masked recurrent model, over a fixed task set (lifetimes with fixed seeds):
 
 - **frugality**: the fraction of active hidden units (mask gene > 0; ``Model.active_fraction``,
-  the quantity the frugality cost of issue 7 pays for);
+  the quantity the frugality cost pays for);
 - **plasticity**: how much the set of units a task *activates* changes across tasks. Unit j is
   activated in a task when its mean ``|h_j|`` over the task's lifetimes (every agent step) exceeds
   ``threshold``. Reported as the **overlap**: the mean Jaccard index of the activated sets over
   all pairs of tasks (1: every task activates the same units; two empty sets count as 1), and
   per unit, the fraction of tasks that activate it;
 - **sensitivity**: each unit's contribution to the score, by ablation: the mean weighted rollout
-  score (SPEC 2, no cost terms) of the genome minus that of the genome with the unit's mask gene
+  score (method §2, no cost terms) of the genome minus that of the genome with the unit's mask gene
   switched off, on the same lifetimes (common random numbers: every variant uses the seeds of
   genome id 0). A unit that is already off has sensitivity exactly 0. Per genome: the mean over
   units of ``|sensitivity|``.

@@ -1,4 +1,4 @@
-"""The model zoo of the paper's Table 1 (SPEC 3), and NM-RNN / LR-RNN (issue 7), by command-line id.
+"""The model zoo of the paper's Table 1 (method §3), and NM-RNN / LR-RNN, by command-line id.
 
 Tied-rule PRNNs (Evolving & Merging, ``models/tied.py``) are ``prnn-postdn-tied@FILE`` etc.
 

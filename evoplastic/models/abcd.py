@@ -1,4 +1,4 @@
-"""PRNN with the full alpha-ABCD rule (SPEC 3): full matrices A, B, C, D per plastic weight.
+"""PRNN with the full alpha-ABCD rule (method §3): full matrices A, B, C, D per plastic weight.
 
 ``Delta = 0.05 (A*(post pre^T) + B*(post 1^T) + C*(1 pre^T) + D)``; modulated ``W += m Delta``
 (no 0.2), unmodulated ``W += Delta``. Same recurrence and memory layout as DecPRNN.
@@ -25,7 +25,7 @@ class PRNN(Model):
     def id(self) -> str:  # type: ignore[override]
         return {"none": "prnn", "pre": "prnn-predn", "post": "prnn-postdn"}[self.modulation]
 
-    doc = "plastic RNN with full alpha-ABCD rules (SPEC 3)"
+    doc = "plastic RNN with full alpha-ABCD rules (method §3)"
     maskable = True
 
     def param_shapes(self):

@@ -1,4 +1,4 @@
-"""One lifetime's step of the PRNN with alpha-ABCD rules (SPEC 3), compiled, for both engines.
+"""One lifetime's step of the PRNN with alpha-ABCD rules (method §3), compiled, for both engines.
 
 As for the Dec models (:mod:`.dec_kernels`), the plastic matrix is stored transposed, ``WT``
 (H + 15, H), and so are the four rule matrices, ``rT`` (4, H + 15, H) = (A, B, C, D)^T; the

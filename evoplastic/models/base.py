@@ -5,7 +5,7 @@ A model is stateless; a batch of lifetimes is explicit state:
 - ``params``: dict name -> (B, *shape) float32, the genome tensors of each lifetime's genome
   (gathered once per batch by the evaluator, so broadcasting per genome is plain indexing);
 - ``mem``: dict name -> (B, ...) float32, the memories (plastic weights, hidden state), zero at
-  the start of a lifetime (SPEC 2) unless a model says otherwise;
+  the start of a lifetime (method §2) unless a model says otherwise;
 - ``step(params, mem, x, live)`` maps inputs (B, 15) to outputs (B, 5) and updates ``mem`` in
   place; lifetimes whose ``live`` is False keep their memories unchanged (their episode is over).
 
@@ -20,7 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
-N_IN = 15  # SPEC 2: 9 observation values, one-hot previous action (4), previous reward, previous done
+N_IN = 15  # method §2: 9 observation values, one-hot previous action (4), previous reward, previous done
 N_OUT = 5  # 4 action preferences and the greediness logit
 F32 = np.float32
 
@@ -91,11 +91,11 @@ class Model:
         return np.concatenate(parts, axis=1)
 
     def init_memory(self, batch: int, params: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        """Memories of ``batch`` new lifetimes: zeros (SPEC 2)."""
+        """Memories of ``batch`` new lifetimes: zeros (method §2)."""
         return {k: np.zeros((batch,) + s, F32) for k, s in self.memory_shapes().items()}
 
     def memory_state(self, params: dict[str, np.ndarray], mem: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """A copy of the memories as SPEC 3 defines them after the last step (only the
+        """A copy of the memories as method §3 defines them after the last step (only the
         ``memory_shapes`` arrays; a model that defers work, like DecPRNN's pending update,
         completes it in the copy). ``params`` is what ``step`` was given."""
         return {k: mem[k].copy() for k in self.memory_shapes()}

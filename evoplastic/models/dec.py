@@ -1,4 +1,4 @@
-"""Decomposed plasticity (SPEC 3, "Dec"): DecPRNN and DecPDNN with NoDN, PreDN or PostDN.
+"""Decomposed plasticity (method §3, "Dec"): DecPRNN and DecPDNN with NoDN, PreDN or PostDN.
 
 The Dec rule of a plastic matrix W (d_y x d_x) is the rank-4 update
 ``(A_y*post)(A_x*pre)^T + (B_y*post) B_x^T + C_y (C_x*pre)^T + D_y D_x^T``, computed entry by
@@ -60,7 +60,7 @@ class DecPRNN(Model):
     def id(self) -> str:  # type: ignore[override]
         return {"none": "decprnn", "pre": "decprnn-predn", "post": "decprnn-postdn"}[self.modulation]
 
-    doc = "decomposed plastic RNN (SPEC 3)"
+    doc = "decomposed plastic RNN (method §3)"
     maskable = True
 
     def param_shapes(self):
@@ -92,7 +92,7 @@ class DecPRNN(Model):
         return {"W": np.ascontiguousarray(wt.transpose(0, 2, 1)), "h": mem["h"].copy()}
 
     def step(self, p, mem, x, live=None):
-        # SPEC 3, one compiled kernel per lifetime (models/dec_kernels.py): the previous step's
+        # method §3, one compiled kernel per lifetime (models/dec_kernels.py): the previous step's
         # Dec update is applied in the same pass over W that computes this step's pre-activation.
         y = np.empty((len(x), N_OUT), F32)
         live = np.ones(len(x), bool) if live is None else live
@@ -116,7 +116,7 @@ class DecPDNN(Model):
     def id(self) -> str:  # type: ignore[override]
         return {"none": "decpdnn", "pre": "decpdnn-predn", "post": "decpdnn-postdn"}[self.modulation]
 
-    doc = "decomposed plastic feed-forward net (SPEC 3)"
+    doc = "decomposed plastic feed-forward net (method §3)"
 
     def param_shapes(self):
         h = self.hidden

@@ -1,4 +1,4 @@
-"""One lifetime's step of the Dec models (SPEC 3), as compiled kernels over flat buffers.
+"""One lifetime's step of the Dec models (method §3), as compiled kernels over flat buffers.
 
 Both engines call these: the lock-step path row by row through :func:`decrnn_rows` /
 :func:`decpdnn_rows`, the fused engine (:mod:`evoplastic.fused`) lifetime by lifetime. So a
@@ -61,7 +61,7 @@ if K.HAVE_NUMBA:
         pending Dec update when s != 0, and if ``dots`` accumulate ``z += W_new[:, j] v[j]``.
 
         The update of entry (j, i) is ``Dec = a_i p0 + b_i p1 + c_i p2 + d_i p3``, summed first
-        and then added to the weight (SPEC 3: W += 0.2 m Dec), with coefficients ``coef[blk]``
+        and then added to the weight (method §3: W += 0.2 m Dec), with coefficients ``coef[blk]``
         (:func:`_block_coef`) and pre-side factors (Ax pre_j, Bx_j, Cx pre_j, Dx_j) from the
         vectors at lay[at + 1, 3, 5, 7] (indexed from j0), gathered first into the scratch ``pv``
         (>= j1 - j0, 5) with the inputs ``v``. ``z[i]`` takes its terms in the order
@@ -139,7 +139,7 @@ if K.HAVE_NUMBA:
 
     @njit
     def decrnn_row(g, lay, mod, wt, h, pp, pr, ps, x, live, y, pre, z, hn, coef, t, pv):  # pragma: no cover
-        """One DecPRNN step of one lifetime (SPEC 3): outputs into ``y`` (5,), state in place.
+        """One DecPRNN step of one lifetime (method §3): outputs into ``y`` (5,), state in place.
 
         Scratch: pre (H+15,), z (H,), hn (H,), coef (2, 4, H), t (4,), pv (H+15, 5) float32.
         """
@@ -200,7 +200,7 @@ if K.HAVE_NUMBA:
 
     @njit
     def decpdnn_row(g, lay, mod, w1t, w2t, x, live, y, h1, h2, coef, t, pv):  # pragma: no cover
-        """One DecPDNN step of one lifetime (SPEC 3). Scratch: h1, h2 (H,), coef (2, 4, H), t (2,),
+        """One DecPDNN step of one lifetime (method §3). Scratch: h1, h2 (H,), coef (2, 4, H), t (2,),
         pv (>= max(H, 15), 5)."""
         n_h = h1.shape[0]
         _matvec(w1t, x, pv, h1)

@@ -1,4 +1,4 @@
-"""PRNN with eligibility traces (SPEC 3, "ET"), PostDN as in the paper.
+"""PRNN with eligibility traces (method §3, "ET"), PostDN as in the paper.
 
 ``W_x`` is an evolved static matrix; ``W_h`` is plastic: per step
 ``E_t = eta (post pre^T) + (1 - eta) E_{t-1}`` (E starts at 0), ``W_h += 0.001 m E_t``, then
@@ -6,7 +6,7 @@
 and ``eta = 0.5 e / (|e| + 1) + 0.5`` for ``e = g + 10``.
 
 ``g`` has two entries: ``g[0]`` is ``W_h``'s trace gene; ``g[1]`` belongs to the static ``W_x`` in
-the reference code, which evolves it but never uses it. Keeping it makes N_Gene equal SPEC 3's
+the reference code, which evolves it but never uses it. Keeping it makes N_Gene equal method §3's
 1,481 and lets reference checkpoints map one to one; it has no effect. Likewise the modulator has
 two outputs and only ``m[0]`` is used.
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
 
-ET_RATE = 0.001  # SPEC 3: W += 0.001 m E
+ET_RATE = 0.001  # method §3: W += 0.001 m E
 CLIP = 5.0
 
 
@@ -33,7 +33,7 @@ class PRNNET(Model):
     def id(self) -> str:  # type: ignore[override]
         return "prnn-scratch-et" if self.scratch else "prnn-et"
 
-    doc = "plastic RNN with eligibility traces, PostDN (SPEC 3)"
+    doc = "plastic RNN with eligibility traces, PostDN (method §3)"
     maskable = True
 
     def param_shapes(self):
@@ -51,7 +51,7 @@ class PRNNET(Model):
         if not self.scratch:
             if params is None:
                 raise ValueError("prnn-et starts W_h at the evolved W_h0: pass the batch's params")
-            np.copyto(mem["W_h"], params["W_h0"])  # SPEC 3 clips after updates, not the start
+            np.copyto(mem["W_h"], params["W_h0"])  # method §3 clips after updates, not the start
         return mem
 
     def prepare(self, p):

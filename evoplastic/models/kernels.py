@@ -179,7 +179,7 @@ if HAVE_NUMBA:
 
     @njit_inline
     def dec_coefficients(g, ay, by, cy, dy, post, s, coef, blk):  # pragma: no cover - compiled
-        """Post-side factors of one block's rank-4 Dec update, scaled (SPEC 3):
+        """Post-side factors of one block's rank-4 Dec update, scaled (method §3):
         ``coef[blk] = (s Ay post, s By post, s Cy, s Dy)`` (4, Y); the vectors at ``g[ay:]``..."""
         n = post.shape[0]
         # Slices, not g[ay + i]: an index that may be negative gets a wrap-around select that

@@ -1,4 +1,4 @@
-"""Structure masks (issue 7 part 2, after NeuronML's "Neuromodulated Meta-Learning"): evolve which
+"""Structure masks (after NeuronML's "Neuromodulated Meta-Learning"): evolve which
 hidden units a recurrent model uses.
 
 ``Masked(inner)`` (id ``<inner id>+mask``, e.g. ``decprnn-postdn+mask``) is the inner model plus
@@ -15,7 +15,7 @@ they change nothing.) Per model: DecPRNN, PRNN, ET and Meta-RNN gate ``h``; Meta
 cell ``c`` (then ``h = o tanh(0) = 0``); NM-RNN and LR-RNN gate the output-generating state ``x``
 (the N units; the M neuromodulatory units are not masked).
 
-Frugality: the SPEC 2 fitness pays ``frugality * active_fraction`` (``lifetime.fitness_of``), once,
+Frugality: the method §2 fitness pays ``frugality * active_fraction`` (``lifetime.fitness_of``), once,
 where ``active_fraction`` is the fraction of active units of the genome.
 """
 

@@ -1,4 +1,4 @@
-"""Non-plastic baselines (SPEC 3): Meta-RNN, Meta-LSTM, Meta-DNN and DNN.
+"""Non-plastic baselines (method §3): Meta-RNN, Meta-LSTM, Meta-DNN and DNN.
 
 Their genome is an ordinary network; whatever they learn within a lifetime lives in the hidden
 state (Meta-RNN, Meta-LSTM) or nowhere (the feed-forward nets).

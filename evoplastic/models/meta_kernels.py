@@ -1,4 +1,4 @@
-"""One lifetime's step of Meta-RNN and Meta-LSTM (SPEC 3), compiled, shared by both engines.
+"""One lifetime's step of Meta-RNN and Meta-LSTM (method §3), compiled, shared by both engines.
 
 As for the Dec models (:mod:`.dec_kernels`): the input weights are used transposed, ``WT``
 (15 + H, n_units) (``prepare`` transposes the genome's ``W`` once per batch, the fused engine

@@ -18,7 +18,7 @@ a = 0 would freeze the state at its initial 0 (no dynamics at all), a = 1 is the
 non-leaky RNN, and a > 1 would overshoot the drive (unstable above 2). The sigmoid keeps every
 genome valid without a clip, and CMA-ES's initial genes near 0 give a = 0.5.
 
-Memories ``x`` (N,) and ``z`` (M,) start at 0 once per lifetime (SPEC 2).
+Memories ``x`` (N,) and ``z`` (M,) start at 0 once per lifetime (method §2).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tied alpha-ABCD rules: Evolving & Merging (Pedersen & Risi, GECCO 2021; Wang et al. 2022, Table 1).
 
-A PRNN (SPEC 3, ``models/abcd.py``) has one rule vector ``(A, B, C, D)`` per plastic connection:
+A PRNN (method §3, ``models/abcd.py``) has one rule vector ``(A, B, C, D)`` per plastic connection:
 ``H * (H + 15)`` of them. Evolving & Merging clusters those vectors with K-means
 (:mod:`evoplastic.merge`) and re-evolves only the ``K`` cluster centres: connection ``(i, j)`` of
 the fused memory ``[W_h | W_x]`` uses rule ``assignment[i, j]``, fixed for the whole run.

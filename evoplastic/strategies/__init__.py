@@ -1,7 +1,7 @@
 """Evolution strategies behind one ask/tell interface; fitness is higher-is-better.
 
 - ``sepcma`` (:mod:`.sepcma`): separable CMA-ES by pycma, CSA step size by default, TPA selectable.
-- ``reference-sepcma`` (:mod:`.reference`): the paper code's own variant, exactly as SPEC 4 states it.
+- ``reference-sepcma`` (:mod:`.reference`): the paper code's own variant, exactly as method §4 states it.
 
 Typical use::
 

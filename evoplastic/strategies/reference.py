@@ -1,4 +1,4 @@
-"""``reference-sepcma``: the paper code's own sep-CMA-ES variant, exactly as SPEC 4 states it, in numpy.
+"""``reference-sepcma``: the paper code's own sep-CMA-ES variant, exactly as method §4 states it, in numpy.
 
 Per generation (n = dim, lambda = popsize, k = top_k, default lambda // 2):
 
@@ -13,11 +13,11 @@ Per generation (n = dim, lambda = popsize, k = top_k, default lambda // 2):
   reference's reverse sort of (score, index) pairs). Non-finite fitness values are dropped before
   selection; if fewer than k genomes remain, the first m weights are renormalised to sum 1 and
   mu_eff keeps its k-genome value (as the reference).
-- Update: the SPEC 4 equations, commented line by line below, with ``gen`` = this generation's
+- Update: the method §4 equations, commented line by line below, with ``gen`` = this generation's
   1-based number in ``h`` (the reference increments its step counter before using it), and
   ``c_cov`` = 0.02 (option). Clipping: cov to [1e-12, 1], sigma to [1e-6, 1].
 
-Differences from the reference code, all deliberate (SPEC 4, "not to copy"): float64 throughout
+Differences from the reference code, all deliberate (method §4, "not to copy"): float64 throughout
 (it mixed float32 arrays in); its in-place renormalisation of the shared weight vector when
 genomes were dropped (which altered all later generations) is not reproduced; ``state()`` resumes
 exactly (it reset sigma and clipped cov to [0.64, 1] on load); randomness comes from our own
@@ -33,24 +33,24 @@ import numpy as np
 
 from evoplastic.strategies.base import Strategy, state_item, state_vector
 
-SCALES = np.array([0.708, 1.0, 1.225])  # SPEC 4, per-tensor scale factor s
+SCALES = np.array([0.708, 1.0, 1.225])  # method §4, per-tensor scale factor s
 SCALE_PROBS = np.array([0.05, 0.90, 0.05])
-COV_CLIP = (1e-12, 1.0)  # SPEC 4
-SIGMA_CLIP = (1e-6, 1.0)  # SPEC 4
+COV_CLIP = (1e-12, 1.0)  # method §4
+SIGMA_CLIP = (1e-6, 1.0)  # method §4
 
 
 def reference_constants(dim: int, top_k: int) -> dict[str, Any]:
-    """The SPEC 4 constants: weights (top_k,), mu_eff, p_std, c_s, d_s, c_c (c_cov is an option)."""
+    """The method §4 constants: weights (top_k,), mu_eff, p_std, c_s, d_s, c_c (c_cov is an option)."""
     n = float(dim)
-    w = np.log(top_k + 1) - np.log(np.arange(1, top_k + 1))  # SPEC 4: w_i = ln(k+1) - ln(i+1), i from 0
+    w = np.log(top_k + 1) - np.log(np.arange(1, top_k + 1))  # method §4: w_i = ln(k+1) - ln(i+1), i from 0
     w = w / w.sum()
-    mu_eff = 1.0 / float(np.sum(w * w))  # SPEC 4
-    p_std = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n**2))  # SPEC 4: E|N(0, I_n)|
-    c_s = (mu_eff + 2) / (n + mu_eff + 3)  # SPEC 4
-    d_s = 1 + c_s  # SPEC 4, or with the extra term when mu_eff > n + 2:
+    mu_eff = 1.0 / float(np.sum(w * w))  # method §4
+    p_std = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n**2))  # method §4: E|N(0, I_n)|
+    c_s = (mu_eff + 2) / (n + mu_eff + 3)  # method §4
+    d_s = 1 + c_s  # method §4, or with the extra term when mu_eff > n + 2:
     if mu_eff > n + 2:
         d_s = 1 + 2 * math.sqrt((mu_eff - n - 2) / (n + 1)) + c_s
-    c_c = 4 / (n + 4)  # SPEC 4
+    c_c = 4 / (n + 4)  # method §4
     return {"weights": w, "mu_eff": mu_eff, "p_std": p_std, "c_s": c_s, "d_s": d_s, "c_c": c_c}
 
 
@@ -94,10 +94,10 @@ class ReferenceSepCMA(Strategy):
     def _sample(self) -> np.ndarray:
         n_new = self.popsize - 1
         u = self._rng.random((n_new, len(self.options["segments"])))
-        s = SCALES[np.searchsorted(np.cumsum(SCALE_PROBS), u, side="left")]  # SPEC 4: one s per tensor
+        s = SCALES[np.searchsorted(np.cumsum(SCALE_PROBS), u, side="left")]  # method §4: one s per tensor
         z = self._rng.standard_normal((n_new, self.dim))
-        samples = self._mean + self._sigma * np.sqrt(self._cov) * s[:, self._tensor_of_gene] * z  # SPEC 4
-        return np.vstack([samples, self._mean])  # SPEC 4: the mean is a member too (the last row)
+        samples = self._mean + self._sigma * np.sqrt(self._cov) * s[:, self._tensor_of_gene] * z  # method §4
+        return np.vstack([samples, self._mean])  # method §4: the mean is a member too (the last row)
 
     def _select(self, fitness: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the top-k valid genomes, best first, and their weights (renormalised if fewer)."""
@@ -114,19 +114,19 @@ class ReferenceSepCMA(Strategy):
         x = population[top]
         sigma_old, p_c_old = self._sigma, self._p_c
         self._gen += 1  # gen = this generation's 1-based number
-        new = w @ x  # SPEC 4: new = sum w_i theta_i
-        d = new - self._mean  # SPEC 4: D = new - mean
-        s_sq = w @ (x - self._mean) ** 2  # SPEC 4: S = sum w_i (theta_i - mean)^2
-        p_s = (1 - c_s) * self._p_s + math.sqrt(c_s * (2 - c_s) * mu_eff) / sigma_old * d / np.sqrt(self._cov)  # SPEC 4
+        new = w @ x  # method §4: new = sum w_i theta_i
+        d = new - self._mean  # method §4: D = new - mean
+        s_sq = w @ (x - self._mean) ** 2  # method §4: S = sum w_i (theta_i - mean)^2
+        p_s = (1 - c_s) * self._p_s + math.sqrt(c_s * (2 - c_s) * mu_eff) / sigma_old * d / np.sqrt(self._cov)  # method §4
         norm_p_s = float(np.sqrt(np.sum(p_s * p_s)))
-        sigma = sigma_old * float(np.exp(c_s / c["d_s"] * (norm_p_s / c["p_std"] - 1)))  # SPEC 4 (inf: clipped)
-        h = float(norm_p_s < math.sqrt(2 * c_s) * (1.4 + 2 / (n + 1)) * c["p_std"] * math.sqrt(self._gen + 1))  # SPEC 4
-        cov = ((1 - c_cov) * self._cov + c_cov / mu_eff * p_c_old**2  # SPEC 4: the p_c of before this update
+        sigma = sigma_old * float(np.exp(c_s / c["d_s"] * (norm_p_s / c["p_std"] - 1)))  # method §4 (inf: clipped)
+        h = float(norm_p_s < math.sqrt(2 * c_s) * (1.4 + 2 / (n + 1)) * c["p_std"] * math.sqrt(self._gen + 1))  # method §4
+        cov = ((1 - c_cov) * self._cov + c_cov / mu_eff * p_c_old**2  # method §4: the p_c of before this update
                + c_cov * (1 - 1 / mu_eff) / sigma_old**2 * s_sq)
-        p_c = (1 - c_c) * p_c_old + h * math.sqrt(c_c * (2 - c_c) * mu_eff) / sigma_old * d  # SPEC 4
+        p_c = (1 - c_c) * p_c_old + h * math.sqrt(c_c * (2 - c_c) * mu_eff) / sigma_old * d  # method §4
         self._mean, self._p_s, self._p_c = new, p_s, p_c
-        self._cov = np.clip(cov, *COV_CLIP)  # SPEC 4
-        self._sigma = float(np.clip(sigma, *SIGMA_CLIP))  # SPEC 4
+        self._cov = np.clip(cov, *COV_CLIP)  # method §4
+        self._sigma = float(np.clip(sigma, *SIGMA_CLIP))  # method §4
         return {"h": h, "norm_p_s": norm_p_s, "selected": int(top.size)}
 
     def _state(self) -> dict[str, np.ndarray]:
