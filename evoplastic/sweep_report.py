@@ -1,0 +1,149 @@
+"""A sweep at equal wall time: every point's validation against wall time in one figure, and a table.
+
+``write(SWEEP_DIR)`` writes into the sweep directory (beside ``summary.md``):
+
+- ``walltime.png``: validation of the mean genome against cumulative wall time (left) and training
+  agent-steps (right), one colour per point, dotted: best so far. A grey line marks the common
+  budget: the wall time of the point that has trained least, the longest span every point covers.
+- ``walltime.md`` / ``walltime.csv``: per point, generations done, wall time and agent-steps spent,
+  best validation with the wall time, generation and agent-steps at which it was first reached,
+  and the best validation within the common budget (the fair comparison while points differ in
+  how long they have run).
+
+Wall time is the sum of metrics.csv's ``seconds`` (each generation's ask, evaluation, tell and
+validation; not checkpoint writes, nor the gaps between a stop and a resume). Agent-steps are the
+training lifetimes' (``agent_steps``), not validation's. Both are read from what the runs wrote, so
+the report of a sweep that is still running is a true snapshot:
+``python -m evoplastic.sweep_report SWEEP_DIR``. The sweep command writes it with its summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evoplastic.atomic import write_atomic
+from evoplastic.rundir import Run, discover
+
+COLUMNS = ("point", "generations", "wall_min", "agent_steps_M", "best_validation", "best_generation",
+           "time_to_best_min", "steps_to_best_M", "last_validation", "best_within_budget")
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One point's validations on its clocks: every array is (V,), one entry per validation."""
+
+    name: str
+    minutes: np.ndarray  # cumulative wall time at the validation
+    steps: np.ndarray  # cumulative training agent-steps at the validation
+    generation: np.ndarray
+    validation: np.ndarray
+    total_minutes: float  # of the whole run so far
+    total_steps: float
+    generations: int
+
+
+def curve(run: Run) -> Curve | None:
+    """The validation curve of a run against wall time and agent-steps; None before any metrics."""
+    m = run.metrics
+    if not m or "validation" not in m:
+        return None
+    minutes = np.nancumsum(np.nan_to_num(m["seconds"], nan=0.0)) / 60.0
+    steps = np.nancumsum(np.nan_to_num(m.get("agent_steps", np.zeros_like(minutes)), nan=0.0))
+    v = np.isfinite(m["validation"])
+    return Curve(run.name, minutes[v], steps[v], m["generation"][v].astype(int), m["validation"][v],
+                 float(minutes[-1]), float(steps[-1]), int(m["generation"][-1]))
+
+
+def common_budget(curves: list[Curve]) -> float:
+    """Minutes every point has trained for: the shortest point's wall time."""
+    return min(c.total_minutes for c in curves)
+
+
+def row(c: Curve, budget: float) -> dict[str, object]:
+    """The table row of one point (see the module docstring); empty cells before any validation."""
+    out: dict[str, object] = {"point": c.name, "generations": c.generations, "wall_min": round(c.total_minutes, 2),
+                              "agent_steps_M": round(c.total_steps / 1e6, 2)}
+    if not c.validation.size:
+        return out
+    i = int(np.argmax(c.validation))  # the first maximum, as the trainer keeps the first of equal scores
+    within = c.validation[c.minutes <= budget + 1e-9]
+    out.update(best_validation=round(float(c.validation[i]), 4), best_generation=int(c.generation[i]),
+               time_to_best_min=round(float(c.minutes[i]), 2), steps_to_best_M=round(float(c.steps[i]) / 1e6, 2),
+               last_validation=round(float(c.validation[-1]), 4),
+               best_within_budget=round(float(within.max()), 4) if within.size else "")
+    return out
+
+
+def table(curves: list[Curve]) -> list[dict[str, object]]:
+    """Rows of every point with metrics, best validation within the common budget first."""
+    if not curves:
+        return []
+    budget = common_budget(curves)
+    rows = [row(c, budget) for c in curves]
+    return sorted(rows, key=lambda r: -float(r.get("best_within_budget") or -np.inf))
+
+
+def format_markdown(rows: list[dict[str, object]], budget: float, title: str) -> str:
+    head = (f"# {title}: validation at equal wall time\n\n"
+            f"Common budget: {budget:.2f} min of wall time (the shortest point's). Validation is the mean "
+            "genome's weighted score on the run's validation suite; wall time sums metrics.csv `seconds`; "
+            "agent-steps are training steps.\n\n")
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(r.get(k, "")) for k in COLUMNS) + " |" for r in rows]
+    return head + "\n".join(lines) + "\n"
+
+
+def plot(curves: list[Curve], path: Path, title: str) -> Path:
+    """Validation against wall time (minutes) and training agent-steps, one line per point."""
+    from evoplastic.report import _colors, _figure, _save
+
+    fig = _figure(12, 5)
+    axes = fig.subplots(1, 2, sharey=True)
+    for c, color in zip(curves, _colors(len(curves))):
+        best = np.maximum.accumulate(c.validation)
+        for ax, x in ((axes[0], c.minutes), (axes[1], c.steps / 1e6)):
+            ax.plot(x, c.validation, color=color, marker=".", label=c.name)
+            ax.plot(x, best, color=color, ls=":", drawstyle="steps-post")
+    axes[0].axvline(common_budget(curves), color="grey", lw=1, ls="--", label="common budget")
+    axes[0].set_xlabel("wall time (min, cumulative)")
+    axes[1].set_xlabel("training agent-steps (millions, cumulative)")
+    axes[0].set_ylabel("validation of the mean genome\n(dotted: best so far)")
+    axes[0].legend(fontsize="small", loc="lower right")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def write(sweep_dir: Path) -> list[Path]:
+    """Write walltime.csv, walltime.md and (with matplotlib) walltime.png into ``sweep_dir``.
+
+    Returns the files written; none if no point has metrics yet.
+    """
+    sweep_dir = Path(sweep_dir)
+    _, runs = discover(sweep_dir)
+    curves = [c for c in map(curve, runs) if c is not None]
+    if not curves:
+        return []
+    rows, budget, title = table(curves), common_budget(curves), f"Sweep {sweep_dir.name}"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, COLUMNS)
+    w.writeheader()
+    w.writerows(rows)
+    written = [write_atomic(sweep_dir / "walltime.csv", lambda f: f.write(buf.getvalue().encode())),
+               write_atomic(sweep_dir / "walltime.md",
+                            lambda f: f.write(format_markdown(rows, budget, title).encode()))]
+    try:
+        import matplotlib  # noqa: F401  (the plots extra)
+    except ImportError:
+        return written
+    return written + [plot(curves, sweep_dir / "walltime.png", title)]
+
+
+if __name__ == "__main__":  # a snapshot of a sweep that is still running
+    for p in write(Path(sys.argv[1])):
+        print(p)

@@ -1,0 +1,91 @@
+"""The sweep's wall-time report: known values from hand-written metrics, and a real tiny sweep."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from evoplastic import config as cfglib
+from evoplastic import sweep_report, train
+from evoplastic.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _point(sweep_dir: Path, name: str, rows: list[dict]) -> None:
+    """A run directory as the trainer leaves it: config.yaml and metrics.csv (train.METRICS columns)."""
+    d = sweep_dir / name
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(cfglib.dump(cfglib.load(ROOT / "experiments" / "smoke.yaml")))
+    with open(d / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, train.METRICS)
+        w.writeheader()
+        w.writerows({k: r.get(k, "") for k in train.METRICS} for r in rows)
+
+
+def _rows(seconds: list[float], validation: dict[int, float]) -> list[dict]:
+    """Generation 0 (validation only, as the trainer writes it) then one row per generation."""
+    out = [{"generation": 0, "validation": validation[0]}]
+    for g, s in enumerate(seconds, 1):
+        out.append({"generation": g, "seconds": s, "agent_steps": 1_000_000, **(
+            {"validation": validation[g]} if g in validation else {})})
+    return out
+
+
+def test_known_values_and_equal_budget_ranking(tmp_path: Path) -> None:
+    sw = tmp_path / "sw"
+    sw.mkdir()
+    (sw / "sweep.yaml").write_text("name: sw\n")
+    # a: 4 generations of 30 s (2 min); best -0.5 at generation 2, after 1 min and 2M steps
+    _point(sw, "a", _rows([30] * 4, {0: -1.0, 2: -0.5, 4: -0.6}))
+    # b: 3 generations of 60 s (3 min); -0.2 at 2 min (within a's 2 min), its best 0.1 only at 3 min
+    _point(sw, "b", _rows([60] * 3, {0: -1.2, 1: -0.9, 2: -0.2, 3: 0.1}))
+    files = sweep_report.write(sw)
+    assert [f.name for f in files] == ["walltime.csv", "walltime.md", "walltime.png"]
+    assert (sw / "walltime.png").read_bytes().startswith(PNG)
+    with open(sw / "walltime.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["point"] for r in rows] == ["b", "a"]  # ranked by the best within the common budget
+    b, a = rows
+    assert (a["generations"], a["wall_min"], a["agent_steps_M"]) == ("4", "2.0", "4.0")
+    assert (a["best_validation"], a["best_generation"], a["time_to_best_min"], a["steps_to_best_M"]) == \
+        ("-0.5", "2", "1.0", "2.0")
+    assert (a["last_validation"], a["best_within_budget"]) == ("-0.6", "-0.5")
+    assert (b["wall_min"], b["best_validation"], b["time_to_best_min"], b["steps_to_best_M"]) == \
+        ("3.0", "0.1", "3.0", "3.0")
+    assert b["best_within_budget"] == "-0.2"  # 0.1 came after the 2 minutes every point covers
+    assert "Common budget: 2.00 min" in (sw / "walltime.md").read_text()
+
+
+def test_no_metrics_yet_writes_nothing(tmp_path: Path) -> None:
+    sw = tmp_path / "sw"
+    _point(sw, "a", [])
+    assert sweep_report.write(sw) == []
+
+
+def test_a_real_sweep_writes_it_with_its_summary(tmp_path: Path) -> None:
+    fast = ("model.hidden: 8, strategy.popsize: 8, tasks.repeats: 1, validation.count: 8, validation.interval: 1, "
+            "tasks.schedule: [[0, 1]], workers.backend: inprocess, generations: 2")
+    (tmp_path / "sweep.yaml").write_text(f"name: tiny\nbase: {ROOT / 'experiments' / 'smoke.yaml'}\n"
+                                         f"set: {{{fast}}}\ngrid: {{seed: [0, 1]}}\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(out)]) == 0
+    with open(out / "walltime.csv", newline="") as f:
+        rows = {r["point"]: r for r in csv.DictReader(f)}
+    with open(out / "summary.csv", newline="") as f:
+        summary = {r["point"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"seed-0", "seed-1"}
+    for name, r in rows.items():
+        with open(out / name / "metrics.csv", newline="") as f:
+            metrics = list(csv.DictReader(f))
+        seconds = sum(float(m["seconds"]) for m in metrics if m["seconds"])
+        steps = sum(int(m["agent_steps"]) for m in metrics if m["agent_steps"])
+        assert r["generations"] == "2"
+        assert float(r["wall_min"]) == pytest.approx(seconds / 60, abs=0.006)
+        assert float(r["agent_steps_M"]) == pytest.approx(steps / 1e6, abs=0.006)
+        assert float(r["best_validation"]) == pytest.approx(float(summary[name]["best_validation"]), abs=1e-4)
+        assert r["best_generation"] == summary[name]["best_generation"]
+    assert (out / "walltime.png").read_bytes().startswith(PNG)
