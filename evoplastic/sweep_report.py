@@ -4,11 +4,14 @@
 
 - ``walltime.png``: validation of the mean genome against cumulative wall time (left) and training
   agent-steps (right), one colour per point, dotted: best so far. A grey line marks the common
-  budget: the wall time of the point that has trained least, the longest span every point covers.
-- ``walltime.md`` / ``walltime.csv``: per point, generations done, wall time and agent-steps spent,
-  best validation with the wall time, generation and agent-steps at which it was first reached,
-  and the best validation within the common budget (the fair comparison while points differ in
-  how long they have run).
+  budget: the wall time of the finished point that took least (of the point that has trained
+  least while none has finished), the longest span every finished point covers.
+- ``walltime.md`` / ``walltime.csv``: per point, whether it has finished its generations, wall time
+  and agent-steps spent, best validation with the wall time, generation and agent-steps at which it
+  was first reached, and the best validation within the common budget (the fair comparison while
+  points differ in how long they have run) in wall time and, likewise, in agent-steps: on a machine
+  shared with other jobs wall time also measures their load, agent-steps only the work done.
+  Finished points come first, best within the wall-time budget first.
 
 Wall time is the sum of metrics.csv's ``seconds`` (each generation's ask, evaluation, tell and
 validation; not checkpoint writes, nor the gaps between a stop and a resume). Agent-steps are the
@@ -30,8 +33,9 @@ import numpy as np
 from evoplastic.atomic import write_atomic
 from evoplastic.rundir import Run, discover
 
-COLUMNS = ("point", "generations", "wall_min", "agent_steps_M", "best_validation", "best_generation",
-           "time_to_best_min", "steps_to_best_M", "last_validation", "best_within_budget")
+COLUMNS = ("point", "state", "generations", "wall_min", "agent_steps_M", "best_validation", "best_generation",
+           "time_to_best_min", "steps_to_best_M", "last_validation", "best_in_common_min",
+           "best_in_common_steps")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,11 @@ class Curve:
     total_minutes: float  # of the whole run so far
     total_steps: float
     generations: int
+    target: int  # the generations the point is configured to train
+
+    @property
+    def finished(self) -> bool:
+        return self.generations >= self.target
 
 
 def curve(run: Run) -> Curve | None:
@@ -57,26 +66,33 @@ def curve(run: Run) -> Curve | None:
     steps = np.nancumsum(np.nan_to_num(m.get("agent_steps", np.zeros_like(minutes)), nan=0.0))
     v = np.isfinite(m["validation"])
     return Curve(run.name, minutes[v], steps[v], m["generation"][v].astype(int), m["validation"][v],
-                 float(minutes[-1]), float(steps[-1]), int(m["generation"][-1]))
+                 float(minutes[-1]), float(steps[-1]), int(m["generation"][-1]), run.cfg.generations)
 
 
-def common_budget(curves: list[Curve]) -> float:
-    """Minutes every point has trained for: the shortest point's wall time."""
-    return min(c.total_minutes for c in curves)
+def common_budget(curves: list[Curve]) -> tuple[float, float]:
+    """(minutes, agent-steps) every finished point has trained for (every point, while none has)."""
+    done = [c for c in curves if c.finished] or curves
+    return min(c.total_minutes for c in done), min(c.total_steps for c in done)
 
 
-def row(c: Curve, budget: float) -> dict[str, object]:
+def _best_within(values: np.ndarray, clock: np.ndarray, budget: float) -> float | str:
+    within = values[clock <= budget * (1 + 1e-9)]
+    return round(float(within.max()), 4) if within.size else ""
+
+
+def row(c: Curve, budget: tuple[float, float]) -> dict[str, object]:
     """The table row of one point (see the module docstring); empty cells before any validation."""
-    out: dict[str, object] = {"point": c.name, "generations": c.generations, "wall_min": round(c.total_minutes, 2),
+    out: dict[str, object] = {"point": c.name, "state": "finished" if c.finished else "unfinished",
+                              "generations": c.generations, "wall_min": round(c.total_minutes, 2),
                               "agent_steps_M": round(c.total_steps / 1e6, 2)}
     if not c.validation.size:
         return out
     i = int(np.argmax(c.validation))  # the first maximum, as the trainer keeps the first of equal scores
-    within = c.validation[c.minutes <= budget + 1e-9]
     out.update(best_validation=round(float(c.validation[i]), 4), best_generation=int(c.generation[i]),
                time_to_best_min=round(float(c.minutes[i]), 2), steps_to_best_M=round(float(c.steps[i]) / 1e6, 2),
                last_validation=round(float(c.validation[-1]), 4),
-               best_within_budget=round(float(within.max()), 4) if within.size else "")
+               best_in_common_min=_best_within(c.validation, c.minutes, budget[0]),
+               best_in_common_steps=_best_within(c.validation, c.steps, budget[1]))
     return out
 
 
@@ -86,12 +102,13 @@ def table(curves: list[Curve]) -> list[dict[str, object]]:
         return []
     budget = common_budget(curves)
     rows = [row(c, budget) for c in curves]
-    return sorted(rows, key=lambda r: -float(r.get("best_within_budget") or -np.inf))
+    return sorted(rows, key=lambda r: (r["state"] != "finished", -float(r.get("best_in_common_min") or -np.inf)))
 
 
-def format_markdown(rows: list[dict[str, object]], budget: float, title: str) -> str:
+def format_markdown(rows: list[dict[str, object]], budget: tuple[float, float], title: str) -> str:
     head = (f"# {title}: validation at equal wall time\n\n"
-            f"Common budget: {budget:.2f} min of wall time (the shortest point's). Validation is the mean "
+            f"Common budget: {budget[0]:.2f} min of wall time, {budget[1] / 1e6:.2f}M agent-steps (the least a "
+            "finished point took). Validation is the mean "
             "genome's weighted score on the run's validation suite; wall time sums metrics.csv `seconds`; "
             "agent-steps are training steps.\n\n")
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -110,7 +127,9 @@ def plot(curves: list[Curve], path: Path, title: str) -> Path:
         for ax, x in ((axes[0], c.minutes), (axes[1], c.steps / 1e6)):
             ax.plot(x, c.validation, color=color, marker=".", label=c.name)
             ax.plot(x, best, color=color, ls=":", drawstyle="steps-post")
-    axes[0].axvline(common_budget(curves), color="grey", lw=1, ls="--", label="common budget")
+    minutes, steps = common_budget(curves)
+    axes[1].axvline(steps / 1e6, color="grey", lw=1, ls="--")
+    axes[0].axvline(minutes, color="grey", lw=1, ls="--", label="common budget")
     axes[0].set_xlabel("wall time (min, cumulative)")
     axes[1].set_xlabel("training agent-steps (millions, cumulative)")
     axes[0].set_ylabel("validation of the mean genome\n(dotted: best so far)")

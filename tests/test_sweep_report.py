@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _point(sweep_dir: Path, name: str, rows: list[dict]) -> None:
+def _point(sweep_dir: Path, name: str, rows: list[dict], generations: int = 10) -> None:
     """A run directory as the trainer leaves it: config.yaml and metrics.csv (train.METRICS columns)."""
     d = sweep_dir / name
     d.mkdir(parents=True)
-    (d / "config.yaml").write_text(cfglib.dump(cfglib.load(ROOT / "experiments" / "smoke.yaml")))
+    (d / "config.yaml").write_text(cfglib.dump(cfglib.load(ROOT / "experiments" / "smoke.yaml", [f"generations={generations}"])))
     with open(d / "metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, train.METRICS)
         w.writeheader()
@@ -40,24 +40,29 @@ def test_known_values_and_equal_budget_ranking(tmp_path: Path) -> None:
     sw.mkdir()
     (sw / "sweep.yaml").write_text("name: sw\n")
     # a: 4 generations of 30 s (2 min); best -0.5 at generation 2, after 1 min and 2M steps
-    _point(sw, "a", _rows([30] * 4, {0: -1.0, 2: -0.5, 4: -0.6}))
+    _point(sw, "a", _rows([30] * 4, {0: -1.0, 2: -0.5, 4: -0.6}), generations=4)
     # b: 3 generations of 60 s (3 min); -0.2 at 2 min (within a's 2 min), its best 0.1 only at 3 min
-    _point(sw, "b", _rows([60] * 3, {0: -1.2, 1: -0.9, 2: -0.2, 3: 0.1}))
+    _point(sw, "b", _rows([60] * 3, {0: -1.2, 1: -0.9, 2: -0.2, 3: 0.1}), generations=3)
+    # c: still running (1 of 5 generations, 6 s): it does not shorten the budget and comes last
+    _point(sw, "c", _rows([6], {0: -1.0, 1: 0.5}), generations=5)
     files = sweep_report.write(sw)
     assert [f.name for f in files] == ["walltime.csv", "walltime.md", "walltime.png"]
     assert (sw / "walltime.png").read_bytes().startswith(PNG)
     with open(sw / "walltime.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["point"] for r in rows] == ["b", "a"]  # ranked by the best within the common budget
-    b, a = rows
+    assert [r["point"] for r in rows] == ["b", "a", "c"]  # finished first, best within the budget first
+    b, a, c = rows
+    assert [r["state"] for r in rows] == ["finished", "finished", "unfinished"]
+    assert (c["wall_min"], c["best_in_common_min"], c["best_in_common_steps"]) == ("0.1", "0.5", "0.5")
     assert (a["generations"], a["wall_min"], a["agent_steps_M"]) == ("4", "2.0", "4.0")
     assert (a["best_validation"], a["best_generation"], a["time_to_best_min"], a["steps_to_best_M"]) == \
         ("-0.5", "2", "1.0", "2.0")
-    assert (a["last_validation"], a["best_within_budget"]) == ("-0.6", "-0.5")
+    assert (a["last_validation"], a["best_in_common_min"], a["best_in_common_steps"]) == ("-0.6", "-0.5", "-0.5")
     assert (b["wall_min"], b["best_validation"], b["time_to_best_min"], b["steps_to_best_M"]) == \
         ("3.0", "0.1", "3.0", "3.0")
-    assert b["best_within_budget"] == "-0.2"  # 0.1 came after the 2 minutes every point covers
-    assert "Common budget: 2.00 min" in (sw / "walltime.md").read_text()
+    assert b["best_in_common_min"] == "-0.2"  # 0.1 came after the 2 minutes every finished point covers
+    assert b["best_in_common_steps"] == "0.1"  # but within the 3M agent-steps both spent
+    assert "Common budget: 2.00 min of wall time, 3.00M agent-steps" in (sw / "walltime.md").read_text()
 
 
 def test_no_metrics_yet_writes_nothing(tmp_path: Path) -> None:
