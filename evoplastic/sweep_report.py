@@ -17,12 +17,15 @@ Wall time is the sum of metrics.csv's ``seconds`` (each generation's ask, evalua
 validation; not checkpoint writes, nor the gaps between a stop and a resume). Agent-steps are the
 training lifetimes' (``agent_steps``), not validation's. Both are read from what the runs wrote, so
 the report of a sweep that is still running is a true snapshot:
-``python -m evoplastic.sweep_report SWEEP_DIR``. The sweep command writes it with its summary.
+``python -m evoplastic.sweep_report SWEEP_DIR`` (several sweeps in one figure: ``python -m
+evoplastic.sweep_report SWEEP_DIR OTHER_SWEEP_DIR... --out DIR``). The sweep command writes it with
+its summary.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import sys
 from dataclasses import dataclass
@@ -138,31 +141,53 @@ def plot(curves: list[Curve], path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def write(sweep_dir: Path) -> list[Path]:
-    """Write walltime.csv, walltime.md and (with matplotlib) walltime.png into ``sweep_dir``.
+def write(sweep_dir: Path, *others: Path, out: Path | None = None) -> list[Path]:
+    """Write walltime.csv, walltime.md and (with matplotlib) walltime.png into ``out``.
+
+    Args:
+        sweep_dir: the sweep directory; also ``out`` by default.
+        others: more sweep directories to compare in the same figure and table (a study of several
+            sweeps); points are then named ``SWEEP/POINT``.
 
     Returns the files written; none if no point has metrics yet.
     """
-    sweep_dir = Path(sweep_dir)
-    _, runs = discover(sweep_dir)
-    curves = [c for c in map(curve, runs) if c is not None]
+    dirs = [Path(d) for d in (sweep_dir, *others)]
+    out = dirs[0] if out is None else Path(out)
+    curves = []
+    for d in dirs:
+        for c in filter(None, map(curve, discover(d)[1])):
+            curves.append(dataclasses.replace(c, name=f"{d.name}/{c.name}") if others else c)
     if not curves:
         return []
-    rows, budget, title = table(curves), common_budget(curves), f"Sweep {sweep_dir.name}"
+    title = f"Sweep {dirs[0].name}" if not others else "Sweeps " + ", ".join(d.name for d in dirs)
+    rows, budget = table(curves), common_budget(curves)
+    out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.DictWriter(buf, COLUMNS)
     w.writeheader()
     w.writerows(rows)
-    written = [write_atomic(sweep_dir / "walltime.csv", lambda f: f.write(buf.getvalue().encode())),
-               write_atomic(sweep_dir / "walltime.md",
+    written = [write_atomic(out / "walltime.csv", lambda f: f.write(buf.getvalue().encode())),
+               write_atomic(out / "walltime.md",
                             lambda f: f.write(format_markdown(rows, budget, title).encode()))]
     try:
         import matplotlib  # noqa: F401  (the plots extra)
     except ImportError:
         return written
-    return written + [plot(curves, sweep_dir / "walltime.png", title)]
+    return written + [plot(curves, out / "walltime.png", title)]
 
 
-if __name__ == "__main__":  # a snapshot of a sweep that is still running
-    for p in write(Path(sys.argv[1])):
+def main(argv: list[str]) -> None:
+    """``python -m evoplastic.sweep_report SWEEP_DIR [MORE_SWEEP_DIRS...] [--out DIR]``: a snapshot
+    of a sweep that may still be running, or of several sweeps compared in one figure."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m evoplastic.sweep_report", description=main.__doc__)
+    ap.add_argument("sweeps", nargs="+", type=Path, metavar="SWEEP_DIR")
+    ap.add_argument("--out", type=Path, default=None, help="default: the first SWEEP_DIR")
+    args = ap.parse_args(argv)
+    for p in write(*args.sweeps, out=args.out):
         print(p)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -65,6 +65,19 @@ def test_known_values_and_equal_budget_ranking(tmp_path: Path) -> None:
     assert "Common budget: 2.00 min of wall time, 3.00M agent-steps" in (sw / "walltime.md").read_text()
 
 
+def test_two_sweeps_in_one_table(tmp_path: Path) -> None:
+    for sweep, seconds in (("s1", 30), ("s2", 60)):
+        (tmp_path / sweep).mkdir()
+        _point(tmp_path / sweep, "p", _rows([seconds] * 2, {0: -1.0, 2: -0.5}), generations=2)
+    sweep_report.main([str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "both")])
+    with open(tmp_path / "both" / "walltime.csv", newline="") as f:
+        rows = {r["point"]: r for r in csv.DictReader(f)}
+    assert (rows["s1/p"]["wall_min"], rows["s2/p"]["wall_min"]) == ("1.0", "2.0")
+    assert rows["s2/p"]["best_in_common_min"] == "-1.0"  # its -0.5 came after s1's whole minute
+    assert "Sweeps s1, s2" in (tmp_path / "both" / "walltime.md").read_text()
+    assert not (tmp_path / "s1" / "walltime.csv").exists()
+
+
 def test_no_metrics_yet_writes_nothing(tmp_path: Path) -> None:
     sw = tmp_path / "sw"
     _point(sw, "a", [])
