@@ -123,7 +123,7 @@ def plot(curves: list[Curve], path: Path, title: str) -> Path:
     """Validation against wall time (minutes) and training agent-steps, one line per point."""
     from evoplastic.report import _colors, _figure, _save
 
-    fig = _figure(12, 5)
+    fig = _figure(15, 5)
     axes = fig.subplots(1, 2, sharey=True)
     for c, color in zip(curves, _colors(len(curves))):
         best = np.maximum.accumulate(c.validation)
@@ -136,7 +136,8 @@ def plot(curves: list[Curve], path: Path, title: str) -> Path:
     axes[0].set_xlabel("wall time (min, cumulative)")
     axes[1].set_xlabel("training agent-steps (millions, cumulative)")
     axes[0].set_ylabel("validation of the mean genome\n(dotted: best so far)")
-    axes[0].legend(fontsize="small", loc="lower right")
+    h, labels = axes[0].get_legend_handles_labels()  # beside the plots: a study's many points hide the curves
+    axes[1].legend(h, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(title)
     return _save(fig, path)
 
