@@ -313,3 +313,6 @@ def write_summary(sweep: Sweep, out: Path) -> None:
     md += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
     text = f"# Sweep {sweep.name}\n\n" + "\n".join(md) + "\n"
     write_atomic(out / "summary.md", lambda f: f.write(text.encode()))
+    from evoplastic import sweep_report
+
+    sweep_report.write(out)  # every point's validation against wall time: walltime.md/.csv/.png
