@@ -102,13 +102,16 @@ if K.HAVE_NUMBA:
         n_x = n_h + N_IN
         x, y = np.zeros(N_IN, F32), np.empty(N_OUT, F32)
         # state and scratch: DecPRNN wt, h, pp, pr, ps; DecPDNN w1t, w2t
-        wt, h = np.empty((n_x, n_h), F32), np.empty(n_h, F32)
+        plastic_rnn = kind == KIND_DECRNN or kind == KIND_PRNN  # buffers only for the kind that runs
+        wt, h = np.empty((n_x if plastic_rnn else 0, n_h), F32), np.empty(n_h, F32)
         pp, pr, ps = np.empty(n_h, F32), np.empty(n_x, F32), np.empty(2, F32)
         pre, z, hn = np.empty(n_x, F32), np.empty(n_h, F32), np.empty(n_h, F32)
         coef, t, pv = np.empty((2, 4, n_h), F32), np.empty(4, F32), np.empty((n_x, 5), F32)
-        w1t, w2t = np.empty((N_IN, n_h), F32), np.empty((n_h, n_h), F32)
+        pdnn = kind == KIND_DECPDNN
+        w1t, w2t = np.empty((N_IN if pdnn else 0, n_h), F32), np.empty((n_h if pdnn else 0, n_h), F32)
         n_u = 4 * n_h if kind == KIND_META_LSTM else n_h  # Meta-RNN / LSTM: units of W
-        wm, c, zm = np.empty((n_x, n_u), F32), np.empty(n_h, F32), np.empty(n_u, F32)
+        meta = kind == KIND_META_RNN or kind == KIND_META_LSTM
+        wm, c, zm = np.empty((n_x if meta else 0, n_u), F32), np.empty(n_h, F32), np.empty(n_u, F32)
         rt = np.empty((4 if kind == KIND_PRNN else 0, n_x, n_h), F32)  # PRNN: A..D transposed
         zs, proj, zn = np.empty(nm_m, F32), np.empty(nm_k, F32), np.empty(nm_m, F32)  # NM-RNN
         total = 0
