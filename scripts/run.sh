@@ -19,4 +19,5 @@ evoplastic eval "$RUN" --tasks experiments/ood-from-9x9.yaml --json "$RUN/ood.js
 evoplastic report "$RUN"
 echo
 echo "quickstart finished in $(( $(date +%s) - start )) s"
-echo "run directory: $ROOT/$RUN (metrics.csv, best.npz, ood.json, report/index.md)"
+case "$RUN" in /*) where="$RUN" ;; *) where="$ROOT/$RUN" ;; esac
+echo "run directory: $where (metrics.csv, best.npz, ood.json, report/index.md)"
