@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evoplastic import lifetime, rng
+from evoplastic import fused, lifetime, rng
 from evoplastic.envs import tasks as tasklib
 from evoplastic.models import MASKABLE_IDS, MODEL_IDS, get_model
 
@@ -422,6 +422,11 @@ def check(impl, traces, oracle, profile: str) -> None:
         np.testing.assert_allclose(a, b, rtol=Y_TOL, atol=Y_TOL, err_msg=f"outputs of lifetime {life}")
 
 
+def otraces_of(oracle):
+    """The oracle's own per-step outputs, for a result that has none of its own to compare."""
+    return oracle[4]
+
+
 def compare(monkeypatch, model_id: str, hidden: int, ts, profile: str = "evoplastic") -> None:
     genomes = genomes_for(model_id, hidden)
     model = get_model(model_id, hidden)
@@ -434,9 +439,14 @@ def compare(monkeypatch, model_id: str, hidden: int, ts, profile: str = "evoplas
     assert rea.any(), "no goal reached: goal episode ends would not be covered"
     assert (~rea).any() and (stp[~rea] == MAX_STEPS).all()
     # Smaller batches (lifetimes of different genomes and tasks mixed, other masks) change nothing.
-    small = lifetime.evaluate(model, genomes, ts, repeats=REPEATS, seed=SEED, profile=profile, batch=5)
+    small = lifetime.evaluate(model, genomes, ts, repeats=REPEATS, seed=SEED, profile=profile, batch=5,
+                              engine="lockstep")
     for name in ("returns", "reached", "steps", "fitness"):
         np.testing.assert_array_equal(getattr(small, name), getattr(impl, name))
+    # The fused engine against the same oracle (it has no per-step trace: outcomes and fitness).
+    if fused.covers(model):
+        whole = lifetime.evaluate(model, genomes, ts, repeats=REPEATS, seed=SEED, profile=profile, engine="fused")
+        check(whole, otraces_of(oracle), oracle, profile)
 
 
 @pytest.mark.parametrize("model_id", MODEL_IDS)
