@@ -783,10 +783,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"evoplastic: {_signal_name(exc)}", file=sys.stderr)
         return 130
     finally:  # main([...]) called from Python (tests, notebooks) leaves the caller's handlers as they
-        # were; the console script keeps its own to the last instant, so a late signal still gets a line
+        # were. The console script's command is over here and has said what it did; Python resets
+        # signal handlers to the default late in its teardown, where a SIGINT or SIGTERM would kill
+        # the process silently (exit -2/-15 after a finished run, seen in the crash trials), so the
+        # two are held from here to the exit, which discards them: the exit code stays the command's.
         if argv is not None:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
+        else:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _main(argv: Sequence[str] | None) -> int:
