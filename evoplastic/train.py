@@ -196,7 +196,8 @@ class Trainer:
             if self.generation < generations:
                 self._start_workers()
                 progress.say(f"training generations {self.generation + 1}..{generations} "
-                             f"({self.cfg.strategy.popsize} genomes a generation, {self.cfg.tasks.repeats} lifetimes per task)")
+                             f"({self.cfg.strategy.popsize} genomes a generation, {self.cfg.tasks.repeats} "
+                             f"lifetime{'s' if self.cfg.tasks.repeats != 1 else ''} per task)")
             while self.generation < generations:
                 row = self.step()
                 if self.generation % self.cfg.checkpoint.interval == 0:
