@@ -64,14 +64,15 @@ def test_fused_equals_lockstep_hidden8(model_id: str, profile: str, tasks9, monk
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("profile", ["evoplastic", "reference-2022-08"])
 @pytest.mark.parametrize("model_id", fused.COVERED)
-def test_fused_equals_lockstep_hidden64(model_id: str, tasks9, monkeypatch) -> None:
+def test_fused_equals_lockstep_hidden64(model_id: str, profile: str, tasks9, monkeypatch) -> None:
     g = genomes(model_id, 64, std=0.05)  # the paper's initial spread: hidden 64 at 0.3 saturates
-    ref = run(model_id, 64, tasks9, "fused", g=g)
-    assert_same(run(model_id, 64, tasks9, "lockstep", g=g), ref)
+    ref = run(model_id, 64, tasks9, "fused", g=g, profile=profile)
+    assert_same(run(model_id, 64, tasks9, "lockstep", g=g, profile=profile), ref)
     monkeypatch.setattr(lifetime, "COMPACT_MIN", 1)
     monkeypatch.setattr(lifetime, "COMPACT_FRACTION", 0.0)
-    assert_same(run(model_id, 64, tasks9, "lockstep", g=g, batch=11), ref)
+    assert_same(run(model_id, 64, tasks9, "lockstep", g=g, batch=11, profile=profile), ref)
 
 
 @pytest.mark.parametrize("model_id", ["decprnn-postdn", "decpdnn-predn", "decprnn-predn+mask"])
