@@ -131,7 +131,8 @@ def _download(url: str, timeout: float) -> Iterator[bytes]:
             yield from iter(lambda: resp.read(1 << 20), b"")
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise FetchError(f"could not download {url}: {reason}") from None
+        raise FetchError(f"could not download {url}: {reason}; with no network, install from a local copy: "
+                         "evoplastic reference fetch --from DIR") from None
 
 
 def _install(f: PublishedFile, blocks: Iterator[bytes], dest: Path, origin: str) -> Path:

@@ -7,8 +7,6 @@ of every lifetime, ``evaluate(..., memory=True)``) is compared, not only the dis
 which would hide rare differences.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -20,7 +18,6 @@ from evoplastic.models import kernels as K
 pytestmark = pytest.mark.skipif(not K.HAVE_NUMBA, reason="the fused engine needs numba")
 F32 = np.float32
 FIELDS = ("steps", "reached", "returns", "fitness")
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
 @pytest.fixture(scope="module")
@@ -137,13 +134,14 @@ def test_no_numba_numpy_path_runs_and_agrees_to_rounding(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (REFERENCE / "decprnn_postdn_demo.dat").exists(), reason="paper files absent")
 def test_published_genome_same_on_both_engines() -> None:
     """A trained genome (the paper's) under the reference profile: 8 rollouts, 64 of its tasks."""
+    from _paperfiles import paper_file
+
     from evoplastic import reference
 
-    genome, _ = reference.import_genome(REFERENCE / "decprnn_postdn_demo.dat", "decprnn-postdn")
-    ts = tasklib.load(str(REFERENCE / "maze9_c030_2048.dat")).head(64)
+    genome, _ = reference.import_genome(paper_file("paper-genome"), "decprnn-postdn")
+    ts = tasklib.load(str(paper_file("paper-maze9"))).head(64)
     model = get_model("decprnn-postdn", 64)
     a = lifetime.evaluate(model, genome[None], ts, profile="reference-2022-08", engine="fused", memory=True)
     b = lifetime.evaluate(model, genome[None], ts, profile="reference-2022-08", engine="lockstep", memory=True)

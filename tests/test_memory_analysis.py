@@ -24,7 +24,6 @@ from evoplastic.envs import tasks as tasklib
 from evoplastic.models import get_model
 
 F32 = np.float32
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "decprnn_postdn_demo.dat"  # as test_reference
 
 
 def genome_for(model, seed: int = 0) -> np.ndarray:
@@ -120,13 +119,14 @@ def test_analyze_memory_command(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not REFERENCE.exists(), reason="the paper's genome is not on this machine")
 def test_paper_genome_keeps_the_maze_in_w(tmp_path: Path) -> None:
     """The paper's Appendix A.4 finding on its own genome: W decodes the maze far above chance and
     better than h, and W changes slower than h (measured: 0.78 vs 0.39, chance 0.25; 90 vs 3 steps)."""
     from evoplastic import reference
 
-    g, _ = reference.import_genome(str(REFERENCE), "decprnn-postdn", 64)
+    from _paperfiles import paper_file
+
+    g, _ = reference.import_genome(str(paper_file("paper-genome")), "decprnn-postdn", 64)
     rec = memory.record(get_model("decprnn-postdn"), g, tasklib.load("maze9").head(4), repeats=3,
                         profile="reference-2022-08")
     stats = memory.analyse(rec)
