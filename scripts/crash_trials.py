@@ -31,18 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-TINY = """\
-name: tiny
-seed: 0
-generations: 6
-model: {id: decprnn-postdn, hidden: 16}
-lifetime: {profile: evoplastic}
-tasks: {size: 9, crowd_ratio: 0.30, repeats: 2, schedule: [[0, 2]]}
-strategy: {name: sepcma, popsize: 8, sigma0: 0.01, init_std: 0.05}
-validation: {suite: maze9-val, count: 16, repeats: 1, interval: 3}
-checkpoint: {interval: 2, keep: 3}
-workers: {backend: inprocess, chunks_per_worker: 2, timeout: 120}
-"""
+TINY = (Path(__file__).resolve().parents[1] / "experiments" / "tiny.yaml").read_text()  # 6 generations in a few seconds
 CLI = [sys.executable, "-m", "evoplastic.cli"]
 
 
