@@ -74,6 +74,16 @@ def read_evals(run_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
             notes.append(f"`{p}` skipped: not one result of the results schema")
             continue
         out[str(res.get("suite") or p.stem)] = res
+    # One genome per report: results of an older genome than the newest evaluated (an `eval` run
+    # again on some suites after training went on) are left out, not shown beside the others.
+    gens = {k: r.get("generation") for k, r in out.items() if isinstance(r.get("generation"), int)}
+    if len(set(gens.values())) > 1:
+        newest = max(gens.values())
+        for k, g in gens.items():
+            if g != newest:
+                notes.append(f"`eval/{k}.json` skipped: it is of the generation-{g} genome, the newest results "
+                             f"of generation {newest}; `evoplastic eval {run_dir} --tasks {k}` evaluates it again")
+                del out[k]
     return out, notes
 
 

@@ -165,6 +165,26 @@ def test_run_without_evaluations_skips_rollouts(sweep: Path, tmp_path: Path) -> 
     assert "score" not in (run / "report" / "table.md").read_text().split("|---", 1)[0].splitlines()[-1]
 
 
+def test_results_of_an_older_genome_are_left_out(sweep: Path, tmp_path: Path) -> None:
+    """One genome per report: an eval result of an older genome than the others is not mixed in."""
+    import json
+
+    from evoplastic import rundir
+
+    run = tmp_path / "run"
+    shutil.copytree(sweep / "h16", run, ignore=shutil.ignore_patterns("report"))
+    files = sorted((run / "eval").glob("*.json"))
+    assert len(files) >= 2
+    for i, f in enumerate(files):  # as `evoplastic eval RUN` writes them: of the best genome's generation
+        res = json.loads(f.read_text())
+        res["generation"] = 2 if i else 1  # the first one evaluated before training went on
+        f.write_text(json.dumps(res))
+    res = json.loads(files[0].read_text())
+    evals, notes = rundir.read_evals(run)
+    assert res["suite"] not in evals and len(evals) == len(files) - 1
+    assert any(f"generation-{res['generation']} genome" in n for n in notes)
+
+
 def test_missing_matplotlib_is_one_clear_line(sweep: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(ImportError) as info:
