@@ -195,9 +195,14 @@ if K.HAVE_NUMBA:
         return total
 
 
+def _unmasked(model: Model) -> Model:
+    """The model a structure mask wraps (``<id>+mask``), or the model itself."""
+    return getattr(model, "inner", None) or model
+
+
 def kind_of(model: Model) -> tuple[int, int, tuple[str, ...]]:
     """(kind, modulation code, parameter names) of a covered model."""
-    inner = getattr(model, "inner", None) or model
+    inner = _unmasked(model)
     if inner.id in ("meta-rnn", "meta-lstm"):
         return (KIND_META_RNN if inner.id == "meta-rnn" else KIND_META_LSTM), 0, MK.META_NAMES
     if inner.id.startswith("prnn"):
@@ -222,7 +227,7 @@ def run(model: Model, named: dict[str, np.ndarray], g_of: np.ndarray, t_of: np.n
     """
     kind, mod, names = kind_of(model)
     gs, lay = DK.pack(named, names)
-    inner = getattr(model, "inner", None) or model
+    inner = _unmasked(model)
     nm_k, nm_m = (inner.rank, inner.modulator) if kind == KIND_NM else (0, 0)
     n_life, n_h = len(g_of), model.hidden
     steps = np.zeros((n_life, rollouts), np.int32)
@@ -231,7 +236,7 @@ def run(model: Model, named: dict[str, np.ndarray], g_of: np.ndarray, t_of: np.n
     if kind == KIND_DECRNN or kind == KIND_PRNN:
         mem_a, mem_b = np.zeros((n_rec, n_h + N_IN, n_h), F32), np.zeros((n_rec, 1, n_h), F32)
     elif kind in (KIND_META_RNN, KIND_META_LSTM, KIND_NM):
-        mem_a, mem_b = np.zeros((n_rec, 1, n_h), F32), np.zeros((n_rec, 1, max(n_h, 1)), F32)
+        mem_a, mem_b = np.zeros((n_rec, 1, n_h), F32), np.zeros((n_rec, 1, max(n_h, nm_m)), F32)
     else:
         mem_a, mem_b = np.zeros((n_rec, N_IN, n_h), F32), np.zeros((n_rec, n_h, n_h), F32)
     n = _run(kind, mod, model.hidden, nm_k, nm_m, gs, lay, np.asarray(g_of, np.int64), np.asarray(t_of, np.int64),

@@ -147,3 +147,10 @@ def test_published_genome_same_on_both_engines() -> None:
     b = lifetime.evaluate(model, genome[None], ts, profile="reference-2022-08", engine="lockstep", memory=True)
     assert_same(a, b)
     assert a.reached[:, :, -1].mean() > 0.9  # it is a trained genome: it finds the goal
+
+
+def test_memories_of_a_modulator_wider_than_the_hidden_layer(tasks9) -> None:
+    """NM-RNN with 4 hidden units and its 8 modulatory ones: both engines return z (8,) whole."""
+    a = run("nm-rnn", 4, tasks9, "fused")
+    assert a.memory["z"].shape[-1] == 8 and a.memory["x"].shape[-1] == 4
+    assert_same(run("nm-rnn", 4, tasks9, "lockstep"), a)
