@@ -354,8 +354,8 @@ def _cmd_reference_fetch(args: argparse.Namespace) -> int:
     if dest.resolve() != rf.cache_dir().resolve():
         print(f"short names look in {rf.cache_dir()}; to use them with {dest}: export {rf.ENV_DIR}={dest}")
     else:
-        print(f"use them by short name, e.g. evoplastic eval paper-genome --profile reference-2022-08 "
-              f"--tasks paper-maze9 --count 256")
+        print("use them by short name, e.g. evoplastic eval paper-genome --profile reference-2022-08 "
+              "--tasks paper-maze9 --count 256")
     return 0
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evoplastic import runner
+from evoplastic import lifetime, runner
 from evoplastic.envs import tasks as tasklib
 from evoplastic.errors import UserError
 from evoplastic.results import write_json
@@ -152,7 +152,7 @@ def evaluate_sources(sources: list[Source], suites: list[str], *, repeats: int =
         kind = "ray" if big and (workers or os.cpu_count() or 1) > 1 else "inprocess"
     rows, n, i = [], len(sources) * len(task_sets), 0
     for src in sources:
-        spec = runner.EvalSpec(src.model, src.hidden, profile, rollouts, weights, engine=engine)
+        spec = lifetime.EvalSpec(src.model, src.hidden, profile, rollouts, weights, engine=engine)
         kw = {} if kind == "inprocess" else dict(workers=workers, address=address)
         be = runner.make_backend(kind, spec, chunks_per_worker=8, **kw)
         try:

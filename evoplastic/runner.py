@@ -27,7 +27,7 @@ import numpy as np
 from evoplastic import lifetime
 from evoplastic.envs.tasks import TaskSet
 from evoplastic.errors import NoWorkersError, UserError
-from evoplastic.models import get_model
+from evoplastic.lifetime import EvalSpec  # what every unit of an evaluation shares (sent to each actor once)
 
 log = logging.getLogger("evoplastic.runner")
 
@@ -35,7 +35,6 @@ THREAD_VARS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THR
                "NUMBA_NUM_THREADS": "1"}
 
 
-EvalSpec = lifetime.EvalSpec  # what every unit of an evaluation shares (sent to each actor once)
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def assemble(spec: EvalSpec, genomes: np.ndarray, n_tasks: int, repeats: int, un
         reached[u.g0:u.g1, cols] = part["reached"]
         steps[u.g0:u.g1, cols] = part["steps"]
     w = parts[0]["weights"]
-    active = get_model(spec.model, spec.hidden).active_fraction(genomes)
+    active = spec.get_model().active_fraction(genomes)
     fitness = lifetime.fitness_of(returns, w, genomes, spec.rms_lambda, spec.frugality, active)
     meta = {"model": spec.model, "hidden": spec.hidden, "profile": spec.profile, "repeats": repeats,
             "tasks": n_tasks, "worker_seconds": float(sum(p["seconds"] for p in parts)),
@@ -120,7 +119,7 @@ def _actor_class():
 
         def __init__(self, spec: EvalSpec) -> None:
             self.spec = spec
-            model = get_model(spec.model, spec.hidden)  # warm-up: imports, numba compilation
+            model = spec.get_model()  # warm-up: imports, numba compilation
             from dataclasses import replace
 
             from evoplastic.envs import tasks as tasklib

@@ -14,7 +14,7 @@ from evoplastic.models import abcd_kernels as AK
 from evoplastic.models import kernels as K
 from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
 from evoplastic.models.dec import _modulator_shapes
-from evoplastic.models.dec_kernels import MOD_CODES, pack
+from evoplastic.models.dec_kernels import MOD_CODES, with_packed
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,7 @@ class PRNN(Model):
         """Compiled path (models/abcd_kernels.py): flat parameters ``_g``, offsets ``_lay``, the
         rule matrices transposed ``_rT`` (B, 4, H + 15, H)."""
         if K.HAVE_NUMBA:
-            q["_g"], lay = pack({k: v for k, v in q.items() if k in AK.PRNN_NAMES}, AK.PRNN_NAMES)
-            q["_lay"] = np.broadcast_to(lay, (len(q["_g"]), len(lay)))
+            with_packed(q, AK.PRNN_NAMES)
             q["_rT"] = AK.transpose_rules(q)
         return q
 

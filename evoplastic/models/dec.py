@@ -28,15 +28,6 @@ def dec_shapes(prefix: str, d_y: int, d_x: int) -> list[tuple[str, tuple[int, ..
     return [(f"{prefix}.{v}", (d_y,) if v.endswith("y") else (d_x,)) for v in _DEC]
 
 
-def _prepare(p: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Add the flat parameters ``_g`` (B, N') and their offsets ``_lay`` (B, len(names)) (the
-    same row repeated, so that the evaluator can index every entry by lifetime)."""
-    q = dict(p)
-    q["_g"], lay = DK.pack(p, names)
-    q["_lay"] = np.broadcast_to(lay, (len(q["_g"]), len(lay)))
-    return q
-
-
 def _modulator_shapes(modulation: str, outputs: int, pre_in: int, hidden: int) -> list:
     if modulation == "post":
         return [("m.W", (outputs, hidden)), ("m.b", (outputs,))]
@@ -82,7 +73,7 @@ class DecPRNN(Model):
                 "_ps": np.zeros((batch, 2), F32)}
 
     def prepare(self, p):
-        return _prepare(p, DK.DECRNN_NAMES)
+        return DK.with_packed(dict(p), DK.DECRNN_NAMES)
 
     def memory_state(self, p, mem):
         """``W`` (B, H, H + 15) = ``[W_h | W_x]`` with the pending update applied, and ``h``."""
@@ -137,7 +128,7 @@ class DecPDNN(Model):
         return {"W1T": np.zeros((batch, N_IN, h), F32), "W2T": np.zeros((batch, h, h), F32)}
 
     def prepare(self, p):
-        return _prepare(p, DK.DECPDNN_NAMES)
+        return DK.with_packed(dict(p), DK.DECPDNN_NAMES)
 
     def memory_state(self, p, mem):
         """``W1`` (B, H, 15) and ``W2`` (B, H, H)."""

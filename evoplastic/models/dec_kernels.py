@@ -47,6 +47,15 @@ def pack(p: dict[str, np.ndarray], names: tuple[str, ...]) -> tuple[np.ndarray, 
     return np.ascontiguousarray(np.concatenate(parts, axis=1)), np.array(lay, np.int64)
 
 
+def with_packed(q: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``q`` with the flat parameters ``_g`` (B, N') of its tensors named in ``names`` and their
+    offsets ``_lay`` (B, len(names)): the same row repeated, so that the lock-step evaluator can
+    index (and compact) every entry by lifetime. The kernels read ``_lay[0]``."""
+    q["_g"], lay = pack(q, names)
+    q["_lay"] = np.broadcast_to(lay, (len(q["_g"]), len(lay)))
+    return q
+
+
 if K.HAVE_NUMBA:
     njit, njit_inline, fma = K.njit, K.njit_inline, K.fma
 

@@ -13,15 +13,14 @@ import numpy as np
 from evoplastic.models import kernels as K
 from evoplastic.models import meta_kernels as MK
 from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
-from evoplastic.models.dec_kernels import pack
+from evoplastic.models.dec_kernels import with_packed
 
 
 def _prepare(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Compiled path: flat parameters ``_g``, offsets ``_lay`` and ``W`` transposed, ``_wt``."""
     q = dict(p)
     if K.HAVE_NUMBA:
-        q["_g"], lay = pack(p, MK.META_NAMES)
-        q["_lay"] = np.broadcast_to(lay, (len(q["_g"]), len(lay)))
+        with_packed(q, MK.META_NAMES)
         q["_wt"] = MK.transpose_w(p)
     return q
 

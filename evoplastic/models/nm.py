@@ -30,7 +30,7 @@ import numpy as np
 from evoplastic.models import kernels as K
 from evoplastic.models import nm_kernels as NK
 from evoplastic.models.base import F32, N_IN, N_OUT, Model, gate, keep_dead, linear, sigmoid
-from evoplastic.models.dec_kernels import pack
+from evoplastic.models.dec_kernels import with_packed
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,7 @@ class NMRNN(Model):
         if self.modulator:
             q["_a_z"] = sigmoid(p["a_z"])
         if K.HAVE_NUMBA:  # compiled (models/nm_kernels.py), the fused engine's own kernel
-            q["_g"], lay = pack(p, NK.NM_NAMES)
-            q["_lay"] = np.broadcast_to(lay, (len(q["_g"]), len(lay)))
+            with_packed(q, NK.NM_NAMES)
         return q
 
     def step(self, p, mem, x, live=None):
