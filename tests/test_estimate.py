@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_lifetimes_per_run_by_hand() -> None:
-    # quickstart: 40 genomes x 4 tasks x 2 repeats; 300 generations; 256 validation tasks every 25
+    # quickstart: 160 genomes x 1 repeat, 4 tasks until generation 1,500 then 8 (the curriculum's 16
+    # from 5,000 is never reached); 2,400 generations; 512 validation tasks every 100
     assert estimate.lifetimes_per_run(cfglib.load(ROOT / "experiments/quickstart.yaml")) == (
-        40 * 4 * 2, 300 * 40 * 4 * 2 + (300 // 25 + 1) * 256)
+        160 * 8, (1500 * 4 + 900 * 8) * 160 + (2400 // 100 + 1) * 512)
     # the paper's curriculum: 2 tasks until 4,000, 4 until 8,000, then 8; 360 genomes x 4 repeats
     paper = cfglib.load(ROOT / "experiments/paper/decprnn-postdn-15.yaml")
     assert estimate.lifetimes_per_run(paper) == (360 * 8 * 4, (2 * 4000 + 4 * 4000 + 8 * 22000) * 360 * 4

@@ -211,7 +211,9 @@ def test_long_quickstart_run_on_ray_equals_inprocess(tmp_path: Path) -> None:
     The lock-step engine's batch split and compaction differ between the two, and so does the
     fused engine's unit split."""
     ray = pytest.importorskip("ray")
-    base = ["validation.count=64", "validation.interval=40", "checkpoint.interval=60"]
+    # the old quickstart's population and repeats (40 x 2): the new one's 160 would take four times longer
+    base = ["validation.count=64", "validation.interval=40", "checkpoint.interval=60", "strategy.popsize=40",
+            "tasks.repeats=2"]
     quick = ROOT / "experiments" / "quickstart.yaml"
     a, b = tmp_path / "ray", tmp_path / "inprocess"
     try:
