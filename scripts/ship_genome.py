@@ -75,11 +75,13 @@ def main(argv: list[str]) -> None:
     ap.add_argument("run", type=Path, help="run directory (train --run-dir)")
     ap.add_argument("out", type=Path, help="genome file to write, e.g. genomes/decprnn-postdn-9x9.npz")
     ap.add_argument("--genome", choices=("best", "mean"), default="best")
+    ap.add_argument("--commit", default=None,
+                    help="commit of this repository the run was trained at (default: the current one)")
     args = ap.parse_args(argv)
     genome, meta = genomelib.load(args.run / f"{args.genome}.npz")
     record = training_record(args.run, int(meta["generation"]))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent).stdout.strip()
+    commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                           text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
     extra = {k: v for k, v in meta.items() if k not in ("format", "format_version", "model", "hidden", "n_gene")}
     extra.update(source=f"runs/reproduce/{args.run.name} ({args.genome}.npz)", training=record, commit=commit)
     genomelib.save(args.out, genome, meta["model"], meta["hidden"], **extra)
