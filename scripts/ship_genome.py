@@ -18,32 +18,27 @@ repository the file was shipped from. Nothing is written if the run lacks any of
 from __future__ import annotations
 
 import argparse
-import csv
 import subprocess
 import sys
 from pathlib import Path
 
-from evoplastic import config as cfglib
+import numpy as np
+
 from evoplastic import genome as genomelib
+from evoplastic import rundir
 
 
 def training_record(run: Path, generation: int) -> dict:
     """What training cost up to and including ``generation``, from the run's files."""
-    cfg = cfglib.load(run / "config.yaml")
-    lifetimes = steps = seconds = 0.0
-    last = 0
-    with open(run / "metrics.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            g = int(row["generation"])
-            if g == 0 or not row["tasks"]:
-                continue
-            last = max(last, g)
-            if g <= generation:
-                lifetimes += int(row["tasks"]) * cfg.tasks.repeats * cfg.strategy.popsize
-                steps += float(row["agent_steps"])
-                seconds += float(row["seconds"])
+    r = rundir.load_run(run)
+    cfg, m = r.cfg, r.metrics
+    trained = (m["generation"] > 0) & np.isfinite(m["tasks"]) if m else np.zeros(0, bool)  # gen 0: validation only
+    last = int(m["generation"][trained].max()) if trained.any() else 0
     if last < generation:
         raise SystemExit(f"{run}/metrics.csv: ends at generation {last}, before the genome's {generation}")
+    upto = trained & (m["generation"] <= generation)
+    lifetimes = sum(m["tasks"][upto]) * cfg.tasks.repeats * cfg.strategy.popsize
+    steps, seconds = sum(m["agent_steps"][upto]), sum(m["seconds"][upto])
     return {"config": cfg.name, "seed": cfg.seed, "model": cfg.model.id, "hidden": cfg.model.hidden,
             "profile": cfg.lifetime.profile, "popsize": cfg.strategy.popsize, "sigma0": cfg.strategy.sigma0,
             "strategy": cfg.strategy.name, "schedule": [list(s) for s in cfg.tasks.schedule],
