@@ -233,8 +233,26 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory")
     with _owning(run_dir):
-        return _train(train.Trainer.resume(run_dir, workers, generations=args.generations), run_dir,
+        return _train(train.Trainer.resume(run_dir, workers, generations=args.generations,
+                                           schedule=_schedule_arg(args.schedule)), run_dir,
                       tensorboard=args.tensorboard)
+
+
+def _schedule_arg(text: str | None) -> list[list[int]] | None:
+    """``--schedule '[[0,4],[1500,8]]'`` as a list of [start, tasks] pairs (``UserError`` if malformed)."""
+    import yaml
+
+    if text is None:
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--schedule {text!r}: not a YAML list ({str(exc).splitlines()[0]})") from None
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(p, list) and len(p) == 2 and all(type(x) is int for x in p) for p in value)):
+        raise UserError(f"--schedule {text!r}: expected a list of [start generation, tasks] pairs, "
+                        "e.g. '[[0,4],[1500,8]]'")
+    return value
 
 
 def _shutdown_ray() -> None:
@@ -585,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("run_dir", metavar="RUN_DIR", help="the run directory given to train --run-dir")
     rs.add_argument("--generations", type=_nonneg, default=None,
                     help="generation to stop at (default: the run's config)")
+    rs.add_argument("--schedule", metavar="YAML", default=None,
+                    help="new tasks.schedule, e.g. '[[0,4],[1500,8],[5000,16],[14000,32]]': it may change only "
+                         "generations not yet trained (adds a curriculum phase to a run)")
     _run_options(rs, "the run's")
     rs.set_defaults(func=_cmd_resume)
     ref = sub.add_parser("reference", help="the paper's published genome and task sets (fetch, list)")

@@ -133,17 +133,23 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_dir: str | Path, workers: dict[str, Any] | None = None, backend: Any | None = None,
-               generations: int | None = None) -> "Trainer":
+               generations: int | None = None, schedule: Any | None = None) -> "Trainer":
         """Load the newest good checkpoint of ``run_dir``.
 
         ``workers`` may override worker settings and ``generations`` the total; ``config.yaml`` is
         rewritten to the settings that run (with a warning naming any keys that were edited there).
+        ``schedule`` (``[[start, tasks], ...]``) replaces ``tasks.schedule`` from the checkpoint's
+        generation on, e.g. to add a curriculum phase to a finished run: it must give the same number
+        of tasks as the old one at every generation already trained, so the run continues exactly as
+        a new run with the new schedule would (``UserError`` otherwise).
         A run stopped before its first checkpoint starts again from its ``config.yaml``: generation 0
         depends only on the config, so it is the same run.
         """
         run_dir = Path(run_dir)
         overrides = {**({"workers": workers} if workers else {}),
                      **({"generations": generations} if generations is not None else {})}
+        if schedule is not None:
+            overrides["tasks"] = {"schedule": schedule}
         if not ckpt.list_checkpoints(run_dir) and (run_dir / "config.yaml").is_file():
             data = cfglib.apply_dict(cfglib.load(run_dir / "config.yaml").to_dict(), overrides)
             self = cls(cfglib.from_dict(data, f"{run_dir / 'config.yaml'}"), run_dir, backend)
@@ -156,11 +162,21 @@ class Trainer:
                             f"{run_dir}`")
         arrays, meta, path = ckpt.load_latest(run_dir)
         stored = json.loads(meta["config"])
-        cfg = cfglib.from_dict(cfglib.apply_dict(stored, overrides), f"{path} (config)")
-        self = cls(cfg, run_dir, backend)
-        if cfg.science_hash() != meta["config_hash"]:
+        old = cfglib.from_dict(cfglib.apply_dict(stored, {k: v for k, v in overrides.items() if k != "tasks"}),
+                               f"{path} (config)")
+        if old.science_hash() != meta["config_hash"]:
             raise ckpt.CheckpointError(f"{path}: config hash mismatch; the checkpoint was written by another config")
-        self.generation = int(meta["generation"])
+        cfg = cfglib.from_dict(cfglib.apply_dict(stored, overrides), "--schedule") if schedule is not None else old
+        done = int(meta["generation"])
+        changed = next((g for g in range(done) if cfg.tasks_at(g) != old.tasks_at(g)), None)
+        if changed is not None:
+            raise UserError(f"--schedule gives {cfg.tasks_at(changed)} tasks at generation {changed + 1}, which this "
+                            f"run trained with {old.tasks_at(changed)}; a new schedule may change only generations "
+                            f"{done + 1} on")
+        self = cls(cfg, run_dir, backend)
+        if cfg.tasks.schedule != old.tasks.schedule:
+            self._schedule_change = (old.tasks.schedule, cfg.tasks.schedule)
+        self.generation = done
         self.evaluations = int(meta["evaluations"])
         self.best_validation = float(meta["best_validation"])
         self.best_generation = int(meta["best_generation"])
@@ -188,6 +204,11 @@ class Trainer:
             elif self._resumed:
                 self._truncate_metrics()
                 self._reconcile_config_file()
+                if getattr(self, "_schedule_change", None):
+                    before, after = self._schedule_change
+                    self._event(f"tasks.schedule changed from generation {self.generation + 1} on: "
+                                f"{[list(x) for x in before]} -> {[list(x) for x in after]}")
+                    self._schedule_change = None
                 self._resumed = False
             self._snapshot = self._checkpoint_arrays()
             progress.validation = getattr(self, "_last_val", {}).get("validation") or last_validation(self.run_dir)

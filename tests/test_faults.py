@@ -259,6 +259,23 @@ def test_file_size_limit_while_checkpointing_is_one_line_and_resumable(tiny: Pat
     assert_same_run(reference, d)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("[[0, 1], [", "not a YAML list"),
+    ("8", "expected a list of [start generation, tasks] pairs"),
+    ("[[0, 1.5]]", "expected a list of [start generation, tasks] pairs"),
+    ("[[0, 3]]", "--schedule gives 3 tasks at generation 1, which this run trained with 2"),
+])
+def test_bad_resume_schedule_is_one_line_and_writes_nothing(tiny: Path, tmp_path: Path, capsys, text: str,
+                                                           message: str) -> None:
+    d = tmp_path / "run"
+    assert main(["train", str(tiny), "--run-dir", str(d), "--generations", "2"]) == 0
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in d.rglob("*") if p.is_file()}
+    assert main(["resume", str(d), "--schedule", text]) == 2
+    assert message in error_line(capsys)
+    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file()} == before
+
+
 def test_run_dir_path_is_a_file(tiny: Path, tmp_path: Path, capsys) -> None:
     f = tmp_path / "file"
     f.write_text("x")

@@ -104,6 +104,37 @@ def test_resume_equals_uninterrupted(reference_run: Path, tmp_path: Path) -> Non
     assert science_rows(reference_run) == science_rows(d)
 
 
+def test_resume_with_a_new_schedule_equals_a_new_run_with_it(tmp_path: Path) -> None:
+    """Adding a curriculum phase to a run (resume --schedule) gives, bit for bit, the run that had
+    the longer schedule from the start; the change is logged and written to config.yaml."""
+    longer = "tasks.schedule=[[0, 1], [3, 2], [5, 3]]"
+    run(config(longer), tmp_path / "whole", 7)
+    d = tmp_path / "extended"
+    run(config(), d, 5)  # the old schedule [[0, 1], [3, 2]] agrees with the longer one up to here
+    t = train.Trainer.resume(d, generations=7, schedule=[[0, 1], [3, 2], [5, 3]])
+    t.run(7)
+    assert_same_checkpoint(tmp_path / "whole", d)
+    assert science_rows(tmp_path / "whole") == science_rows(d)
+    assert [r.get("tasks") for r in science_rows(d)[1:]] == [1, 1, 1, 2, 2, 3, 3]
+    assert cfglib.load(d / "config.yaml").tasks.schedule == ((0, 1), (3, 2), (5, 3))
+    assert "tasks.schedule changed from generation 6 on" in (d / "events.log").read_text()
+    # A plain resume keeps the new schedule: the newest checkpoint carries it.
+    t = train.Trainer.resume(d, generations=8)
+    assert t.cfg.tasks.schedule == ((0, 1), (3, 2), (5, 3))
+
+
+def test_resume_refuses_a_schedule_that_rewrites_trained_generations(reference_run: Path, tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    run(config(), d, 5)
+    before = sorted(p.name for p in d.iterdir())
+    with pytest.raises(UserError, match=r"--schedule gives 2 tasks at generation 3, which this run trained "
+                                         r"with 1; a new schedule may change only generations 6 on"):
+        train.Trainer.resume(d, schedule=[[0, 1], [2, 2]])
+    with pytest.raises(cfglib.ConfigError, match="tasks.schedule"):
+        train.Trainer.resume(d, schedule=[[1, 2]])  # must start at generation 0
+    assert sorted(p.name for p in d.iterdir()) == before  # nothing written
+
+
 def test_corrupt_newest_checkpoint_falls_back_and_still_ends_the_same(reference_run: Path, tmp_path: Path,
                                                                       caplog) -> None:
     d = tmp_path / "run"
