@@ -11,6 +11,12 @@ that an explicitly set mode is respected without that notice
 (https://docs.ray.io/en/latest/ray-security/token-auth.html), so for a local instance evoplastic sets
 ``RAY_AUTH_MODE=token`` itself: the same secure default, stated instead of announced. A value the
 user set is never changed, and joining a cluster (``address``) leaves the cluster's setting alone.
+
+Ray starts worker processes at nice 15 (its ``worker_niceness``). Beside any normal-priority job
+they then get a few per cent of a CPU: a run slows to a crawl and replacement workers take longer
+to start than the hung-worker timeout. A local instance therefore gets ``RAY_worker_niceness=0``
+(unless the user set it), which keeps the workers at the driver's own priority: ``nice -n 19
+evoplastic train ...`` still yields to everything else, workers included.
 This module does not import Ray (only :mod:`evoplastic.runner` and the sweep driver do).
 """
 
@@ -54,7 +60,8 @@ def usable_cpus(root: Path = CGROUP) -> int:
 
 def init_kwargs(address: str | None, workers: int | None = None) -> dict[str, Any]:
     """Extra ``ray.init`` arguments for a new local instance (``address`` None): ``num_cpus``, the
-    usable CPUs, or ``workers`` if more were asked for. Joining a cluster: none.
+    usable CPUs, or ``workers`` if more were asked for. Joining a cluster: none. For a local
+    instance it also sets ``RAY_worker_niceness=0`` unless set (workers at the driver's priority).
 
     Call it before ``import ray``: it also states ``RAY_AUTH_MODE=token`` (see the module doc) when
     the variable is unset, which Ray reads once, when it is imported. If Ray is already imported the
@@ -64,4 +71,5 @@ def init_kwargs(address: str | None, workers: int | None = None) -> dict[str, An
         return {}
     if "ray" not in sys.modules:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+    os.environ.setdefault("RAY_worker_niceness", "0")  # read when the local instance starts
     return {"num_cpus": max(usable_cpus(), workers or 0)}

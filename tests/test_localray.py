@@ -40,15 +40,21 @@ def test_init_kwargs_local_and_cluster(monkeypatch: pytest.MonkeyPatch, four_cpu
     # restores it: init_kwargs writes os.environ directly, and a leaked value breaks later Ray tests
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.delenv("RAY_AUTH_MODE")
+    monkeypatch.setenv("RAY_worker_niceness", "7")
+    monkeypatch.delenv("RAY_worker_niceness")
     monkeypatch.setitem(sys.modules, "ray", object())  # Ray already imported: too late to state the mode
     assert localray.init_kwargs(None) == {"num_cpus": 4} and "RAY_AUTH_MODE" not in os.environ
     monkeypatch.delitem(sys.modules, "ray")
+    assert os.environ["RAY_worker_niceness"] == "0"  # workers at the driver's priority, even so
+    monkeypatch.delenv("RAY_worker_niceness")
     assert localray.init_kwargs("auto") == {} and "RAY_AUTH_MODE" not in os.environ
+    assert "RAY_worker_niceness" not in os.environ  # a cluster's own setting decides
     assert localray.init_kwargs(None) == {"num_cpus": 4} and os.environ["RAY_AUTH_MODE"] == "token"
     assert localray.init_kwargs(None, workers=6) == {"num_cpus": 6}  # asked for more: oversubscribe
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the user's choice stands
+    monkeypatch.setenv("RAY_worker_niceness", "15")
     localray.init_kwargs(None)
-    assert os.environ["RAY_AUTH_MODE"] == "disabled"
+    assert os.environ["RAY_AUTH_MODE"] == "disabled" and os.environ["RAY_worker_niceness"] == "15"
 
 
 @pytest.mark.parametrize("argv,parallel,count", [([], 2, None), (["--workers", "4"], 2, 2),

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from evoplastic import lifetime, runner
+from evoplastic import lifetime, localray, runner
 from evoplastic.envs import tasks as tasklib
 from evoplastic.models import get_model
 
@@ -51,7 +51,7 @@ def test_inprocess_equals_direct_evaluation(work, chunks: int) -> None:
 @pytest.fixture(scope="module")
 def ray_backend(work):
     spec = work[0]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(**{**localray.init_kwargs(None), "num_cpus": 2}, include_dashboard=False, log_to_driver=False)
     backend = runner.RayBackend(spec, workers=2, chunks_per_worker=3, timeout=4.0, max_restarts=4)
     yield backend
     backend.close()
@@ -85,6 +85,12 @@ def at_first_wait(monkeypatch, action) -> None:
 
 
 @pytest.mark.slow
+def test_workers_run_at_the_drivers_priority(ray_backend) -> None:
+    """Not Ray's default nice 15, which starves the workers beside any normal-priority job."""
+    pids = ray.get([a.pid.remote() for a in ray_backend.actors])
+    assert [os.getpriority(os.PRIO_PROCESS, p) for p in pids] == [os.getpriority(os.PRIO_PROCESS, 0)] * len(pids)
+
+
 def test_killed_actor_loses_no_genome(work, ray_backend, monkeypatch) -> None:
     spec, genomes, ts, direct = work
     victim = _pids(ray_backend)[0]
