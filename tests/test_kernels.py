@@ -1,6 +1,11 @@
 """The compiled per-lifetime kernels: tanh32's accuracy, the Dec update against the plain method §3
 formula, and the numpy fallback against the compiled path."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +14,7 @@ from evoplastic.models import get_model
 from evoplastic.models import kernels as K
 
 F32 = np.float32
+ROOT = Path(__file__).resolve().parents[1]
 needs_numba = pytest.mark.skipif(not K.HAVE_NUMBA, reason="numba not installed")
 
 
@@ -102,3 +108,31 @@ def test_pack_layout_names_every_tensor_of_the_dec_models() -> None:
         for name, shape in model.param_shapes():
             at = lay[names.index(name)]
             np.testing.assert_array_equal(flat[0, at:at + int(np.prod(shape))], model.unpack(g)[name].reshape(-1))
+
+
+@pytest.mark.skipif(not K.HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("custom", [False, True])
+def test_stale_cache_is_dropped_where_numba_writes_it(tmp_path: Path, custom: bool) -> None:
+    """The stamp that invalidates stale compiled kernels sits in the directory numba really caches
+    them in, with or without NUMBA_CACHE_DIR (numba 0.68 names a hashed sub-directory there, not a
+    mirror of the source path), and a cache entry from other sources is deleted on import."""
+    import shutil
+
+    root = tmp_path / "src"
+    shutil.copytree(ROOT / "evoplastic", root / "evoplastic", ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(root))
+    env.pop("NUMBA_CACHE_DIR", None)
+    if custom:
+        env["NUMBA_CACHE_DIR"] = str(tmp_path / "cache")
+    code = ("import numpy as np; from evoplastic.models import kernels as K; "
+            "out = np.empty(3, np.float32); K.tanh_into(np.ones(3, np.float32), out)")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300, cwd=tmp_path)
+    (index,) = (tmp_path / ("cache" if custom else "src")).rglob("kernels.tanh_into-*.nbi")
+    stamp = index.parent / "kernels.kernels-stamp"
+    assert stamp.is_file()
+    stale = index.parent / "kernels.stale_kernel-1.py311.nbi"  # as if written by older sources
+    stale.write_bytes(b"x")
+    stamp.write_text("an older digest")
+    subprocess.run([sys.executable, "-c", "import evoplastic.models.kernels"], env=env, check=True, timeout=300,
+                   cwd=tmp_path)
+    assert not stale.exists() and not index.exists() and stamp.read_text() != "an older digest"

@@ -45,6 +45,19 @@ _CACHED_MODULES = ("evoplastic/models/kernels.py", "evoplastic/models/dec_kernel
                    "evoplastic/fused.py")
 
 
+def _cache_dir(src, custom: str | None):
+    """Where numba caches the functions of source file ``src``: ``__pycache__`` beside it, or under
+    ``NUMBA_CACHE_DIR`` (``custom``) the sub-directory numba's own locator names (numba 0.68:
+    ``<parent>_<sha1 of the parent's path>``, not a mirror of the path)."""
+    from pathlib import Path
+
+    if not custom:
+        return Path(src).parent / "__pycache__"
+    from numba.core.caching import UserProvidedCacheLocator
+
+    return Path(custom) / UserProvidedCacheLocator.get_suitable_cache_subpath(str(src))
+
+
 def _drop_stale_cache() -> None:
     import hashlib
     from pathlib import Path
@@ -58,9 +71,7 @@ def _drop_stale_cache() -> None:
     custom = os.environ.get("NUMBA_CACHE_DIR")
     for rel in _CACHED_MODULES:
         src = root / rel
-        cache_dir = src.parent / "__pycache__"
-        if custom:  # numba mirrors the source path under NUMBA_CACHE_DIR
-            cache_dir = Path(custom) / src.parent.relative_to(src.anchor)
+        cache_dir = _cache_dir(src, custom)
         stamp = cache_dir / f"{src.stem}.kernels-stamp"
         try:
             if stamp.exists() and stamp.read_text() == stamp_value:
