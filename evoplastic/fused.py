@@ -17,6 +17,7 @@ Meta-LSTM, and their structure masks). Other models run on the lock-step path (`
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from evoplastic.models.base import N_IN, N_OUT, Model
 
 F32 = np.float32
 KIND_DECRNN, KIND_DECPDNN, KIND_META_RNN, KIND_META_LSTM, KIND_PRNN, KIND_NM = 0, 1, 2, 3, 4, 5
+KIND_NAMES = ("decrnn", "decpdnn", "meta_rnn", "meta_lstm", "prnn", "nm")
 COVERED = ("decprnn", "decprnn-predn", "decprnn-postdn", "decpdnn", "decpdnn-predn", "decpdnn-postdn",
            "decprnn+mask", "decprnn-predn+mask", "decprnn-postdn+mask",
            "meta-rnn", "meta-lstm", "meta-rnn+mask", "meta-lstm+mask",
@@ -89,10 +91,10 @@ if K.HAVE_NUMBA:
         for k in range(y.shape[0]):
             out[k] = select_action(y[k], keys[k], counter, p_fixed)
 
-    @njit
-    def _run(kind, mod, n_h, nm_k, nm_m, gs, lay, g_of, t_of, keys, view, blocked, start, goal, moves, window,
+    def _run_template(mod, n_h, nm_k, nm_m, gs, lay, g_of, t_of, keys, view, blocked, start, goal, moves, window,
              rollouts, max_steps, first_p, feed_rd, steps_out, reached_out, mem_a, mem_b):  # pragma: no cover
-        """Every lifetime l (genome row g_of[l], task t_of[l], key keys[l]) for ``rollouts``
+        """The lifetime loop of one model kind, ``KIND`` (a global constant of each specialised copy,
+        :func:`_run_for`): every lifetime l (genome row g_of[l], task t_of[l], key keys[l]) for ``rollouts``
         rollouts (NM-RNN: rank ``nm_k``, ``nm_m`` modulatory units); writes steps_out, reached_out (L, R); returns the number of agent-steps.
 
         ``mem_a``, ``mem_b`` (L, ., H) float32, if not empty, receive each lifetime's final
@@ -102,17 +104,17 @@ if K.HAVE_NUMBA:
         n_x = n_h + N_IN
         x, y = np.zeros(N_IN, F32), np.empty(N_OUT, F32)
         # state and scratch: DecPRNN wt, h, pp, pr, ps; DecPDNN w1t, w2t
-        plastic_rnn = kind == KIND_DECRNN or kind == KIND_PRNN  # buffers only for the kind that runs
+        plastic_rnn = KIND == KIND_DECRNN or KIND == KIND_PRNN  # buffers only for the kind that runs
         wt, h = np.empty((n_x if plastic_rnn else 0, n_h), F32), np.empty(n_h, F32)
         pp, pr, ps = np.empty(n_h, F32), np.empty(n_x, F32), np.empty(2, F32)
         pre, z, hn = np.empty(n_x, F32), np.empty(n_h, F32), np.empty(n_h, F32)
         coef, t, pv = np.empty((2, 4, n_h), F32), np.empty(4, F32), np.empty((n_x, 5), F32)
-        pdnn = kind == KIND_DECPDNN
+        pdnn = KIND == KIND_DECPDNN
         w1t, w2t = np.empty((N_IN if pdnn else 0, n_h), F32), np.empty((n_h if pdnn else 0, n_h), F32)
-        n_u = 4 * n_h if kind == KIND_META_LSTM else n_h  # Meta-RNN / LSTM: units of W
-        meta = kind == KIND_META_RNN or kind == KIND_META_LSTM
+        n_u = 4 * n_h if KIND == KIND_META_LSTM else n_h  # Meta-RNN / LSTM: units of W
+        meta = KIND == KIND_META_RNN or KIND == KIND_META_LSTM
         wm, c, zm = np.empty((n_x if meta else 0, n_u), F32), np.empty(n_h, F32), np.empty(n_u, F32)
-        rt = np.empty((4 if kind == KIND_PRNN else 0, n_x, n_h), F32)  # PRNN: A..D transposed
+        rt = np.empty((4 if KIND == KIND_PRNN else 0, n_x, n_h), F32)  # PRNN: A..D transposed
         zs, proj, zn = np.empty(nm_m, F32), np.empty(nm_k, F32), np.empty(nm_m, F32)  # NM-RNN
         total = 0
         for life in range(g_of.shape[0]):
@@ -126,12 +128,12 @@ if K.HAVE_NUMBA:
             w2t[:] = 0
             c[:] = 0
             zs[:] = 0
-            if kind == KIND_META_RNN or kind == KIND_META_LSTM:  # W (units, 15 + H), transposed once
+            if KIND == KIND_META_RNN or KIND == KIND_META_LSTM:  # W (units, 15 + H), transposed once
                 at = lay[0]
                 for i in range(n_u):
                     for j in range(n_x):
                         wm[j, i] = g[at + i * n_x + j]
-            elif kind == KIND_PRNN:  # h.A..D (H, H) and x.A..D (H, 15) of the genome, transposed once
+            elif KIND == KIND_PRNN:  # h.A..D (H, H) and x.A..D (H, 15) of the genome, transposed once
                 for r in range(4):
                     ah, ax = lay[3 + r], lay[7 + r]
                     for i in range(n_h):
@@ -152,16 +154,16 @@ if K.HAVE_NUMBA:
                     x[9 + prev] = 1
                     if feed_rd:
                         x[13], x[14] = reward, 0  # the previous reward; done is 0 while running
-                    if kind == KIND_DECRNN:
+                    if KIND == KIND_DECRNN:
                         DK.decrnn_row(g, lay, mod, wt, h, pp, pr, ps, x, True, y, pre, z, hn, coef, t, pv)
-                    elif kind == KIND_DECPDNN:
+                    elif KIND == KIND_DECPDNN:
                         DK.decpdnn_row(g, lay, mod, w1t, w2t, x, True, y, z, hn, coef, t, pv)
-                    elif kind == KIND_PRNN:
+                    elif KIND == KIND_PRNN:
                         AK.prnn_row(g, lay, mod, rt, wt, h, x, True, y, pre, z, hn, t)
-                    elif kind == KIND_NM:
+                    elif KIND == KIND_NM:
                         NK.nm_row(g, lay, nm_k, h, zs, x, True, y, z, proj, zn, hn)
                     else:
-                        MK.meta_row(g, lay, kind == KIND_META_LSTM, wm, h, c, x, True, y, pre, zm, t)
+                        MK.meta_row(g, lay, KIND == KIND_META_LSTM, wm, h, c, x, True, y, pre, zm, t)
                     action = select_action(y, key, 3 * (slot0 + steps), p_fixed)
                     target = pos + moves[action]
                     if not blocked[target]:  # a wall bump leaves the agent in place (method §1)
@@ -178,15 +180,15 @@ if K.HAVE_NUMBA:
                 steps_out[life, r] = steps
                 reached_out[life, r] = hit
             if mem_a.shape[0] > 0:
-                if kind == KIND_DECRNN or kind == KIND_PRNN:
-                    if kind == KIND_DECRNN:
+                if KIND == KIND_DECRNN or KIND == KIND_PRNN:
+                    if KIND == KIND_DECRNN:
                         DK.decrnn_flush(g, lay, wt, pp, pr, ps, coef, pv)
                     mem_a[life] = wt
                     mem_b[life, 0] = h
-                elif kind == KIND_META_RNN or kind == KIND_META_LSTM:
+                elif KIND == KIND_META_RNN or KIND == KIND_META_LSTM:
                     mem_a[life, 0] = h
                     mem_b[life, 0] = c
-                elif kind == KIND_NM:
+                elif KIND == KIND_NM:
                     mem_a[life, 0] = h
                     mem_b[life, 0, :nm_m] = zs
                 else:
@@ -194,6 +196,20 @@ if K.HAVE_NUMBA:
                     mem_b[life] = w2t
         return total
 
+
+    _RUNS: dict[int, object] = {}
+
+    def _run_for(kind: int):
+        """The compiled lifetime loop of ``kind``: :func:`_run_template` with ``KIND`` a global
+        constant, so numba prunes the other kinds' branches before typing and compiles only this
+        kind's kernels (all kinds in one function compiled all of them, some 7 s on every first run).
+        Each copy has its own name, so numba's on-disk cache keeps them apart."""
+        if kind not in _RUNS:
+            name = f"_run_{KIND_NAMES[kind]}"
+            f = types.FunctionType(_run_template.__code__, {**globals(), "KIND": kind}, name)
+            f.__qualname__ = name
+            _RUNS[kind] = njit(f)
+        return _RUNS[kind]
 
 def _unmasked(model: Model) -> Model:
     """The model a structure mask wraps (``<id>+mask``), or the model itself."""
@@ -239,7 +255,7 @@ def run(model: Model, named: dict[str, np.ndarray], g_of: np.ndarray, t_of: np.n
         mem_a, mem_b = np.zeros((n_rec, 1, n_h), F32), np.zeros((n_rec, 1, max(n_h, nm_m)), F32)
     else:
         mem_a, mem_b = np.zeros((n_rec, N_IN, n_h), F32), np.zeros((n_rec, n_h, n_h), F32)
-    n = _run(kind, mod, model.hidden, nm_k, nm_m, gs, lay, np.asarray(g_of, np.int64), np.asarray(t_of, np.int64),
+    n = _run_for(kind)(mod, model.hidden, nm_k, nm_m, gs, lay, np.asarray(g_of, np.int64), np.asarray(t_of, np.int64),
              np.asarray(keys, np.uint64), maze._view, maze._blocked, maze._start, maze._goal,
              maze._moves, maze._window, rollouts, maze.max_steps,
              -1.0 if first_p is None else float(first_p), feed_rd, steps, reached, mem_a, mem_b)
