@@ -33,6 +33,10 @@ log = logging.getLogger("evoplastic.runner")
 
 THREAD_VARS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "NUMBA_NUM_THREADS": "1"}
+# Seconds a replacement worker may take to start (imports, loading or compiling the kernels: 12-30 s
+# from an empty numba cache on a 2-core machine) before it is dropped; the unit timeout, counted
+# from when it has started, applies if longer.
+STARTUP_TIMEOUT = 300.0
 
 
 
@@ -173,13 +177,19 @@ class RayBackend:
         self.events.append(text)
         log.warning(text)
 
-    def _lose(self, dead, idle: list) -> None:
-        """``dead`` is gone: drop it, and put its replacement (if one starts) among the idle."""
+    def _lose(self, dead, idle: list, starting: dict) -> None:
+        """``dead`` is gone: drop it, and put its replacement (if one starts) among the starting:
+        it gets work once it has answered, so its start-up (imports, loading the compiled kernels)
+        is not counted against its first unit's timeout."""
+        import ray
+
         n = len(self.actors)
         self._replace(dead)
         idle[:] = [a for a in idle if a is not dead]
+        starting.pop(dead, None)
         if len(self.actors) == n:
-            idle.append(self.actors[-1])
+            new = self.actors[-1]
+            starting[new] = (new.pid.remote(), time.monotonic())
 
     def _replace(self, dead) -> None:
         """Drop ``dead``; start a replacement if restarts are left and a CPU is free."""
@@ -209,6 +219,7 @@ class RayBackend:
         tasks_ref = ray.put(tasks)
         queue, parts = deque(range(len(units))), [None] * len(units)
         pending: dict[Any, tuple[int, Any, float]] = {}
+        starting: dict[Any, tuple[Any, float]] = {}  # replacement actor -> (its pid() call, since)
         idle = list(self.actors)
         while queue or pending:
             if not self.actors:
@@ -219,8 +230,20 @@ class RayBackend:
                 u = units[i]
                 ref = actor.run.remote(genomes[u.g0:u.g1], tasks_ref, u, repeats, seed)
                 pending[ref] = (i, actor, time.monotonic())
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=min(5.0, self.timeout))
+            waiting = list(pending) + [r for r, _ in starting.values()]
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=min(5.0, self.timeout))
+            for actor, (ref, _) in list(starting.items()):
+                if ref in ready:
+                    del starting[actor]
+                    try:
+                        ray.get(ref)
+                        idle.append(actor)
+                    except (RayActorError, WorkerCrashedError) as exc:
+                        self._event(f"a replacement worker died while starting ({type(exc).__name__})")
+                        self._lose(actor, idle, starting)
             for ref in ready:
+                if ref not in pending:
+                    continue
                 i, actor, _ = pending.pop(ref)
                 try:
                     parts[i] = ray.get(ref)
@@ -229,7 +252,7 @@ class RayBackend:
                     self._event(f"worker died running genomes {units[i].g0}-{units[i].g1 - 1} "
                                 f"({type(exc).__name__}); resubmitting them")
                     queue.appendleft(i)
-                    self._lose(actor, idle)
+                    self._lose(actor, idle, starting)
             now = time.monotonic()
             for ref, (i, actor, t0) in list(pending.items()):
                 if now - t0 > self.timeout:
@@ -237,7 +260,13 @@ class RayBackend:
                                 f" (timeout {self.timeout:g} s); killing it and resubmitting them")
                     del pending[ref]
                     queue.appendleft(i)
-                    self._lose(actor, idle)
+                    self._lose(actor, idle, starting)
+            limit = max(self.timeout, STARTUP_TIMEOUT)
+            for actor, (_, t0) in list(starting.items()):
+                if now - t0 > limit:  # e.g. it cannot be placed: no CPU free after all
+                    self._event(f"a replacement worker did not start within {limit:g} s; dropping it")
+                    del starting[actor]
+                    self._lose(actor, idle, starting)
         return assemble(self.spec, genomes, len(tasks), repeats, units, parts)
 
     def close(self) -> None:

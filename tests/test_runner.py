@@ -84,13 +84,13 @@ def at_first_wait(monkeypatch, action) -> None:
     monkeypatch.setattr(ray, "wait", wait)
 
 
-@pytest.mark.slow
 def test_workers_run_at_the_drivers_priority(ray_backend) -> None:
     """Not Ray's default nice 15, which starves the workers beside any normal-priority job."""
     pids = ray.get([a.pid.remote() for a in ray_backend.actors])
     assert [os.getpriority(os.PRIO_PROCESS, p) for p in pids] == [os.getpriority(os.PRIO_PROCESS, 0)] * len(pids)
 
 
+@pytest.mark.slow
 def test_killed_actor_loses_no_genome(work, ray_backend, monkeypatch) -> None:
     spec, genomes, ts, direct = work
     victim = _pids(ray_backend)[0]
@@ -123,6 +123,28 @@ def test_hung_actor_is_killed_and_its_chunk_resubmitted(work, ray_backend, monke
     same(res, ref)
     assert any("hung" in e for e in ray_backend.events[before:]), ray_backend.events[before:]
     assert victim not in _pids(ray_backend)
+
+
+@pytest.mark.slow
+def test_replacement_start_up_is_not_counted_as_hung(work, ray_backend, monkeypatch, tmp_path) -> None:
+    """A replacement worker that compiles its kernels from scratch (an empty numba cache: about
+    12 s, three times the 4 s unit timeout) gets work once it has started, instead of being
+    killed as hung again and again for its start-up."""
+    spec, genomes, ts, direct = work
+    victim = _pids(ray_backend)[0]
+    before = len(ray_backend.events)
+    big = np.concatenate([genomes] * 8)
+    ref = lifetime.evaluate(get_model("decprnn-postdn"), big, ts, repeats=3, seed=11)
+    monkeypatch.setattr(runner, "THREAD_VARS", {**runner.THREAD_VARS, "NUMBA_CACHE_DIR": str(tmp_path)})
+    at_first_wait(monkeypatch, lambda: os.kill(victim, signal.SIGKILL))
+    t0 = time.monotonic()
+    same(ray_backend.evaluate(big, ts, 3, 11), ref)
+    events = ray_backend.events[before:]
+    assert any("worker died" in e for e in events) and not any("hung" in e or "did not start" in e
+                                                                 for e in events), events
+    assert len(ray_backend.actors) == 2 and len(set(_pids(ray_backend))) == 2
+    if time.monotonic() - t0 < 4.0:  # the generation ended before the replacement could have started
+        pytest.skip("the generation was shorter than the timeout: nothing to test")
 
 
 @pytest.mark.slow
