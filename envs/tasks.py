@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,20 @@ class TaskSet:
             raise UserError(f"count must be >= 1, got {count}")
         meta = dict(self.meta, count=int(count))
         return TaskSet(self.walls[:count], self.start[:count], self.goal[:count], meta)
+
+    def slice(self, first: int, stop: int | None) -> "TaskSet":
+        """Tasks ``first`` to ``stop - 1`` (0-based; ``stop`` None: to the end), named ``NAME[first:stop]``.
+
+        Raises:
+            TaskIndexError: an empty or out-of-range slice.
+        """
+        end = len(self) if stop is None else stop
+        if not 0 <= first < end <= len(self):
+            raise TaskIndexError(f"{self.name}[{first}:{'' if stop is None else stop}]: {len(self)} tasks, "
+                                 f"so a slice must satisfy 0 <= first < stop <= {len(self)}")
+        meta = {k: v for k, v in self.meta.items() if k != "count"}
+        meta["name"] = f"{self.name}[{first}:{'' if stop is None else stop}]"
+        return TaskSet(self.walls[first:end], self.start[first:end], self.goal[first:end], meta)
 
     def digest(self) -> str:
         """sha256 of the task arrays (not the metadata): equal digests, equal tasks."""
@@ -221,16 +236,27 @@ def load_reference(path: str | Path) -> TaskSet:
     return _checked(walls, start, goal, meta, path)
 
 
+_SLICE = re.compile(r"(.+)\[(\d*):(\d*)\]")
+
+
 def load(spec: str | Path) -> TaskSet:
     """Resolve a suite name, a fetched paper task set (``paper-maze9``, see
     :mod:`evoplastic.reference_files`), an ``.npz`` task file or a reference ``.dat``/pickle task file.
+    Any of them may end in a slice, ``NAME[first:stop]`` (0-based, stop excluded, either may be
+    left out): ``maze9-val[512:]`` is the validation tasks a run with ``validation.count: 512``
+    never saw.
 
     Raises:
         FileNotFoundError: no such suite or file, or a paper task set that has not been fetched.
+        TaskIndexError: an empty or out-of-range slice.
     """
     from evoplastic import reference_files
 
     text = str(spec)
+    m = _SLICE.fullmatch(text)
+    if m and text not in SUITES and not Path(text).exists():
+        first, stop = int(m[2] or 0), (int(m[3]) if m[3] else None)
+        return load(m[1]).slice(first, stop)
     if text in SUITES:
         return suite(text)
     path = reference_files.lookup(text, "tasks") or Path(text)

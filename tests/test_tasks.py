@@ -414,3 +414,23 @@ def test_protocol2_task_pickle_loads_and_codecs_misuse_is_refused(tmp_path: Path
     bad.write_bytes(b"\x80\x02c_codecs\nencode\nq\x00X\x03\x00\x00\x00abcq\x01X\x06\x00\x00\x00base64q\x02\x86q\x03Rq\x04.")
     with pytest.raises(safepickle.UnsafePickleError, match="latin1"):
         safepickle.load_all(bad)
+
+
+def test_a_slice_of_a_suite_or_file_is_those_tasks(tmp_path: Path) -> None:
+    """``NAME[first:stop]``: e.g. maze9-val[512:], the validation tasks a run validating on the
+    first 512 never saw."""
+    whole = tasks.suite("maze9-val")
+    rest = tasks.load("maze9-val[512:]")
+    assert len(rest) == 512 and rest.name == "maze9-val[512:]"
+    for a, b in ((rest.walls, whole.walls[512:]), (rest.start, whole.start[512:]), (rest.goal, whole.goal[512:])):
+        np.testing.assert_array_equal(a, b)
+    assert tasks.load("maze9-val[:512]").digest() == whole.head(512).digest()
+    mid = tasks.load("maze9-val[10:13]")
+    assert len(mid) == 3 and mid.render(0) == whole.render(10)
+    path = tasks.save(whole.head(20), tmp_path / "twenty.npz")
+    assert tasks.load(f"{path}[5:]").digest() == tasks.suite("maze9-val").slice(5, 20).digest()
+    for bad in ("maze9-val[512:2000]", "maze9-val[7:7]", "maze9-val[1024:]"):
+        with pytest.raises(tasks.TaskIndexError, match=re.escape(bad.split("[")[0]) + r".*0 <= first < stop <= 1024"):
+            tasks.load(bad)
+    with pytest.raises(FileNotFoundError, match="no task suite or file 'maze10"):
+        tasks.load("maze10[0:5]")
