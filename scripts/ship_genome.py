@@ -60,7 +60,8 @@ def readme_row(path: Path) -> str:
     scores = [f"{r['rollout_mean'][-1]:+.3f} ± {r['rollout_se'][-1]:.3f} ({100 * r['goal_rate'][-1]:.1f} %)"
               for r in rows]
     return (f"| [{path.name}]({path.name}) | {MODEL_NAMES.get(src.model, src.model)}, hidden {src.hidden} "
-            f"| `{t['config']}`, seed {t['seed']}, generation {t['generation']:,} of {t['generations_trained']:,}, "
+            f"| `{t['config']}`, seed {t['seed']}, generation {t['generation']:,} of {t['generations_trained']:,} "
+            f"({ {'best': 'best-validated', 'mean': 'final mean'}[t.get('genome', 'best')] }), "
             f"commit {src.meta['commit']} | {t['lifetimes'] / 1e6:.1f}M | {t['agent_steps'] / 1e9:.2f}G "
             f"| {t['train_seconds'] / 3600:.2f} h | " + " | ".join(scores) + " |")
 
@@ -74,7 +75,7 @@ def main(argv: list[str]) -> None:
                     help="commit of this repository the run was trained at (default: the current one)")
     args = ap.parse_args(argv)
     genome, meta = genomelib.load(args.run / f"{args.genome}.npz")
-    record = training_record(args.run, int(meta["generation"]))
+    record = {**training_record(args.run, int(meta["generation"])), "genome": args.genome}
     commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                            text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
     extra = {k: v for k, v in meta.items() if k not in ("format", "format_version", "model", "hidden", "n_gene")}
