@@ -37,7 +37,9 @@ def held_out(run: Path) -> str:
 def score(run: Path, genome: str, tasks: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "eval.json"
-        subprocess.run([sys.executable, "-m", "evoplastic.cli", "eval", str(run), "--genome", genome,
+        # the genome file, not the run: `eval RUN` would file these results in RUN/eval/, beside (and
+        # for the report, in place of) the chosen genome's
+        subprocess.run([sys.executable, "-m", "evoplastic.cli", "eval", str(run / f"{genome}.npz"),
                         "--tasks", tasks, "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
         res = json.loads(out.read_text())
     return {"weighted_mean": res["weighted_mean"], "weighted_se": res["weighted_se"], "tasks": res["tasks"]}

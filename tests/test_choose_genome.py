@@ -34,6 +34,7 @@ def test_chooses_the_higher_on_unused_validation_tasks(tmp_path: Path, capsys) -
     assert _choose_genome().main([str(run)]) == 0
     printed = capsys.readouterr().out.strip()
     choice = json.loads((run / "choice.json").read_text())
+    assert not (run / "eval").exists()  # the run's results stay those of the genome chosen and tested
     assert choice["tasks"] == "maze9-val[16:]"  # tiny validates on the first 16 of 1,024
     scores = {g: _eval(run, g, "maze9-val[16:]", tmp_path) for g in ("best", "mean")}
     assert {g: s["weighted_mean"] for g, s in choice["scores"].items()} == scores
