@@ -564,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--hidden", type=_positive, default=None, help="hidden units (default: stored, else 64)")
     e.add_argument("--tasks", type=_task_list, required=True, metavar="SUITE_OR_FILE[,...]",
                    help="suites, paper-maze9/paper-maze15, task files, or evaluation protocol YAMLs "
-                        "(experiments/ood-from-*.yaml), comma-separated")
+                        "(experiments/ood-from-*.yaml), comma-separated; a suite or file may take a "
+                        "slice, e.g. maze9-val[512:] (tasks 512 to the end)")
     e.add_argument("--rollouts", type=_positive, default=None,
                    help="rollouts per lifetime (default: the profile's, 3 or 8)")
     e.add_argument("--weights", type=_csv_floats, default=None,
