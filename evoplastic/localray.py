@@ -15,8 +15,10 @@ user set is never changed, and joining a cluster (``address``) leaves the cluste
 Ray starts worker processes at nice 15 (its ``worker_niceness``). Beside any normal-priority job
 they then get a few per cent of a CPU: a run slows to a crawl and replacement workers take longer
 to start than the hung-worker timeout. A local instance therefore gets ``RAY_worker_niceness=0``
-(unless the user set it), which keeps the workers at the driver's own priority: ``nice -n 19
-evoplastic train ...`` still yields to everything else, workers included.
+(unless the user set it), which keeps the workers at the driver's own priority: under ``nice -n 19
+evoplastic train ...`` the workers run at nice 19 too. (Where the kernel groups processes by
+session, ``sched_autogroup_enabled``, nice only ranks processes within a session; between
+sessions, CPU time is shared per session whatever the nice values.)
 This module does not import Ray (only :mod:`evoplastic.runner` and the sweep driver do).
 """
 
