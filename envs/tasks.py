@@ -102,11 +102,11 @@ class TaskSet:
             TaskIndexError: an empty or out-of-range slice.
         """
         end = len(self) if stop is None else stop
+        name = f"{self.name}[{first}:{'' if stop is None else stop}]"
         if not 0 <= first < end <= len(self):
-            raise TaskIndexError(f"{self.name}[{first}:{'' if stop is None else stop}]: {len(self)} tasks, "
-                                 f"so a slice must satisfy 0 <= first < stop <= {len(self)}")
+            raise TaskIndexError(f"{name}: {len(self)} tasks, so a slice must satisfy 0 <= first < stop <= {len(self)}")
         meta = {k: v for k, v in self.meta.items() if k != "count"}
-        meta["name"] = f"{self.name}[{first}:{'' if stop is None else stop}]"
+        meta["name"] = name
         return TaskSet(self.walls[first:end], self.start[first:end], self.goal[first:end], meta)
 
     def digest(self) -> str:

@@ -196,7 +196,6 @@ if K.HAVE_NUMBA:
                     mem_b[life] = w2t
         return total
 
-
     _RUNS: dict[int, object] = {}
 
     def _run_for(kind: int):
@@ -210,6 +209,7 @@ if K.HAVE_NUMBA:
             f.__qualname__ = name
             _RUNS[kind] = njit(f)
         return _RUNS[kind]
+
 
 def _unmasked(model: Model) -> Model:
     """The model a structure mask wraps (``<id>+mask``), or the model itself."""

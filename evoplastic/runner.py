@@ -181,8 +181,6 @@ class RayBackend:
         """``dead`` is gone: drop it, and put its replacement (if one starts) among the starting:
         it gets work once it has answered, so its start-up (imports, loading the compiled kernels)
         is not counted against its first unit's timeout."""
-        import ray
-
         n = len(self.actors)
         self._replace(dead)
         idle[:] = [a for a in idle if a is not dead]
@@ -265,7 +263,6 @@ class RayBackend:
             for actor, (_, t0) in list(starting.items()):
                 if now - t0 > limit:  # e.g. it cannot be placed: no CPU free after all
                     self._event(f"a replacement worker did not start within {limit:g} s; dropping it")
-                    del starting[actor]
                     self._lose(actor, idle, starting)
         return assemble(self.spec, genomes, len(tasks), repeats, units, parts)
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from evoplastic import rundir
@@ -34,15 +32,16 @@ def held_out(run: Path) -> str:
     return f"{suite}[{count}:]"
 
 
-def score(run: Path, genome: str, tasks: str) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "eval.json"
-        # the genome file, not the run: `eval RUN` would file these results in RUN/eval/, beside (and
-        # for the report, in place of) the chosen genome's
-        subprocess.run([sys.executable, "-m", "evoplastic.cli", "eval", str(run / f"{genome}.npz"),
-                        "--tasks", tasks, "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
-        res = json.loads(out.read_text())
-    return {"weighted_mean": res["weighted_mean"], "weighted_se": res["weighted_se"], "tasks": res["tasks"]}
+def scores(run: Path, tasks: str) -> dict[str, dict]:
+    """Both candidates on ``tasks``, as ``evoplastic eval`` scores them (seed 0, the evoplastic profile)."""
+    from evoplastic import evaluate
+
+    # the genome files, not the run: a run directory's results are filed in RUN/eval/, beside (and
+    # for the report, in place of) the chosen genome's
+    sources = [evaluate.resolve(str(run / f"{g}.npz"))[0] for g in ("best", "mean")]
+    rows = evaluate.evaluate_sources(sources, [tasks], seed=0, backend="inprocess", log=lambda _: None)
+    return {g: {"weighted_mean": r["weighted_mean"], "weighted_se": r["weighted_se"], "tasks": r["tasks"]}
+            for g, r in zip(("best", "mean"), rows)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", type=Path)
     args = ap.parse_args(argv)
     tasks = held_out(args.run)
-    scores = {g: score(args.run, g, tasks) for g in ("best", "mean")}
-    choice = "mean" if scores["mean"]["weighted_mean"] > scores["best"]["weighted_mean"] else "best"
-    (args.run / "choice.json").write_text(json.dumps({"tasks": tasks, "scores": scores, "choice": choice}, indent=2))
-    for g, s in scores.items():
+    found = scores(args.run, tasks)
+    choice = "mean" if found["mean"]["weighted_mean"] > found["best"]["weighted_mean"] else "best"
+    (args.run / "choice.json").write_text(json.dumps({"tasks": tasks, "scores": found, "choice": choice}, indent=2))
+    for g, s in found.items():
         print(f"{g}: {s['weighted_mean']:+.3f} ± {s['weighted_se']:.3f} on {tasks}", file=sys.stderr)
     print(choice)
     return 0
